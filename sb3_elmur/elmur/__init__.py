@@ -1,0 +1,22 @@
+"""Torch parts of ELMUR: memory + LRU rule, read/write attention, layer, and the backbone."""
+
+from sb3_elmur.elmur.backbone import ElmurBackbone, StreamState
+from sb3_elmur.elmur.config import ElmurConfig
+from sb3_elmur.elmur.memory import EMPTY, MemoryState, lru_target, lru_update
+from sb3_elmur.elmur.segment import episode_timesteps, segment_blocks, validate_segment_layout
+from sb3_elmur.elmur.time_bias import bucket_boundaries, time_buckets
+
+__all__ = [
+    "EMPTY",
+    "ElmurBackbone",
+    "ElmurConfig",
+    "MemoryState",
+    "StreamState",
+    "bucket_boundaries",
+    "episode_timesteps",
+    "lru_target",
+    "lru_update",
+    "segment_blocks",
+    "time_buckets",
+    "validate_segment_layout",
+]

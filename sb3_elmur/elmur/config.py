@@ -1,0 +1,117 @@
+"""Settings of the ELMUR backbone."""
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class ElmurConfig:
+    """
+    Settings of the ELMUR backbone (External Layer Memory with Update/Rewrite, arXiv 2510.07151).
+
+    The names follow the paper: a *segment* holds ``segment_len`` (K) steps; every layer owns
+    ``n_slots`` (M) memory slots of size ``d_model`` (D) with an int64 timestamp each (-1 = empty).
+
+    :param d_model: Width D of the token states and of every memory slot.
+    :param n_layers: Number of ELMUR layers; each layer owns its own memory slots.
+    :param n_heads: Attention heads (``d_model`` must be divisible by it).
+    :param d_ff: Hidden width of the feed-forward blocks (default ``4 * d_model``).
+    :param segment_len: K, the number of steps in a segment. Tokens attend causally only to the
+        tokens of their own segment; memory is committed once per completed segment.
+    :param n_slots: M, memory slots per layer.
+    :param lru_lambda: Blend factor of the LRU rewrite: an occupied target slot becomes
+        ``lambda * u + (1 - lambda) * m``; an empty slot is replaced by ``u``.
+    :param use_read: Ablation switch: tokens read memory (mem2tok cross-attention).
+    :param use_write: Ablation switch: memory is written at segment ends (tok2mem cross-attention).
+    :param use_lru: Ablation switch: with ``False`` every slot is rewritten (``m <- u``) at every
+        segment end instead of one slot chosen by the LRU rule.
+    :param norm_first: Pre-norm residual blocks (``x + f(norm(x))``, with a final norm) when True;
+        the paper's post-norm (``norm(x + f(x))``) when False.
+    :param dropout: Dropout in attention and feed-forward blocks (0 disables it; RL usually wants 0).
+    :param ffn: ``"mlp"`` (GELU MLP) or ``"moe"`` (soft mixture of experts, see ``moe_top_k``).
+    :param n_experts: Number of experts when ``ffn="moe"``.
+    :param moe_top_k: Experts used per token when ``ffn="moe"``. The gate weights are the router's
+        softmax probabilities (not renormalised over the chosen experts), so the router receives
+        gradient even with ``moe_top_k=1``.
+    :param n_time_buckets: Buckets of the learned per-head time-distance bias used by read and write.
+        Half of them are exact distances 0..n/2-1, the rest are log-spaced up to ``max_time_distance``.
+    :param max_time_distance: Distances at or beyond this share the last bucket (default 2**24, so
+        10^3 and 10^6 steps fall into different buckets).
+    :param memory_bptt: Gradient through memory in the parallel (training) path: the number of
+        consecutive segments that gradient may cross through the memory. ``None``: no truncation
+        inside a training sample (the write path learns); ``1``: memory is detached at every segment
+        start, as in the paper (the write path gets no gradient).
+    """
+
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int | None = None
+    segment_len: int = 10
+    n_slots: int = 4
+    lru_lambda: float = 0.1
+    use_read: bool = True
+    use_write: bool = True
+    use_lru: bool = True
+    norm_first: bool = True
+    dropout: float = 0.0
+    ffn: Literal["mlp", "moe"] = "mlp"
+    n_experts: int = 4
+    moe_top_k: int = 2
+    n_time_buckets: int = 32
+    max_time_distance: int = 2**24
+    memory_bptt: int | None = None
+
+    def __post_init__(self) -> None:
+        def positive(name: str) -> None:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ElmurConfig.{name} must be a positive integer, got {value!r}")
+
+        for name in ("d_model", "n_layers", "n_heads", "segment_len", "n_slots", "n_experts", "moe_top_k"):
+            positive(name)
+        if self.d_ff is not None:
+            positive("d_ff")
+        if self.d_model % self.n_heads != 0:
+            raise ValueError(f"ElmurConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if not 0.0 <= self.lru_lambda <= 1.0:
+            raise ValueError(f"ElmurConfig.lru_lambda must be in [0, 1], got {self.lru_lambda}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ElmurConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.ffn not in ("mlp", "moe"):
+            raise ValueError(f"ElmurConfig.ffn must be 'mlp' or 'moe', got {self.ffn!r}")
+        if self.moe_top_k > self.n_experts:
+            raise ValueError(f"ElmurConfig.moe_top_k ({self.moe_top_k}) exceeds n_experts ({self.n_experts})")
+        if not isinstance(self.n_time_buckets, int) or self.n_time_buckets < 4 or self.n_time_buckets % 2:
+            raise ValueError(f"ElmurConfig.n_time_buckets must be an even integer >= 4, got {self.n_time_buckets}")
+        if self.max_time_distance <= self.n_time_buckets // 2:
+            raise ValueError("ElmurConfig.max_time_distance must exceed n_time_buckets // 2")
+        if self.memory_bptt is not None:
+            positive("memory_bptt")
+
+    @property
+    def ffn_dim(self) -> int:
+        """Hidden width of the feed-forward blocks."""
+        return self.d_ff if self.d_ff is not None else 4 * self.d_model
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one attention head."""
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dictionary of the settings (for saving with a model)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ElmurConfig":
+        """
+        Build a config from a dictionary, rejecting unknown names.
+
+        :param values: Setting names and values, as produced by :meth:`to_dict`.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown ElmurConfig settings: {unknown}. Known settings: {sorted(known)}")
+        return cls(**values)
