@@ -1,0 +1,222 @@
+"""The backbone: parallel == streaming, per-env resets, translation invariance, empty-memory reads, ablations."""
+
+import dataclasses
+
+import pytest
+import torch as th
+from conftest import block_layout, random_starts, run_parallel, run_stream
+
+from sb3_elmur.elmur import ElmurBackbone, ElmurConfig, MemoryState
+
+CONFIGS = {
+    "pre-norm": {},
+    "post-norm (paper)": {"norm_first": False},
+    "moe": {"ffn": "moe", "n_experts": 3, "moe_top_k": 1},
+    "no-lru": {"use_lru": False},
+    "no-read": {"use_read": False},
+    "no-write": {"use_write": False},
+    "one-slot-lambda-1": {"n_slots": 1, "lru_lambda": 1.0},
+    "three-layers-k3": {"n_layers": 3, "segment_len": 3, "n_slots": 3},
+}
+
+
+def make(config: ElmurConfig, in_features: int = 6, seed: int = 0) -> ElmurBackbone:
+    th.manual_seed(seed)
+    net = ElmurBackbone(in_features, config).eval()
+    # Non-zero biases so that the time and position tables matter in the comparison.
+    with th.no_grad():
+        for name, param in net.named_parameters():
+            if name.endswith("table.weight"):
+                param.normal_()
+    return net
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_parallel_equals_streaming_with_mixed_resets(small_config, name):
+    config = dataclasses.replace(small_config, **CONFIGS[name])
+    net = make(config)
+    generator = th.Generator().manual_seed(1)
+    batch, length = 4, 8 * config.segment_len + 3  # at least 3 segments per stream, partial tail
+    features = th.randn(batch, length, 6, generator=generator)
+    starts = random_starts(batch, length, 0.04, generator)
+    starts[1, 1:] = False  # one env without reset: 8+ consecutive segments
+    starts[2, 2 * config.segment_len + 2] = True  # a reset in the middle of a segment
+    with th.no_grad():
+        streamed = run_stream(net, features, starts)
+        parallel = run_parallel(net, features, starts)
+    assert th.isfinite(streamed).all()
+    assert (streamed - parallel).abs().max().item() < 1e-5
+
+
+def test_streaming_commits_memory_at_segment_ends(small_config):
+    net = make(small_config)
+    k = small_config.segment_len
+    state = net.initial_state(2)
+    with th.no_grad():
+        for t in range(3 * k):
+            _, state = net.step(th.randn(2, 6), state, th.tensor([t == 0, t == 0]))
+            committed = (state.memory.timestamps >= 0).sum(-1)  # [batch, layers]
+            assert (committed == min((t + 1) // k, small_config.n_slots)).all()
+    assert state.memory.timestamps[0, 0].tolist() == [3 * k - 1, 2 * k - 1]  # slot 0 overwritten by LRU
+
+
+def test_reset_of_one_env_leaves_the_others_untouched(small_config):
+    net = make(small_config)
+    generator = th.Generator().manual_seed(2)
+    batch, length = 3, 4 * small_config.segment_len
+    features = th.randn(batch, length, 6, generator=generator)
+    starts = th.zeros(batch, length, dtype=th.bool)
+    starts[:, 0] = True
+    reset_starts = starts.clone()
+    reset_starts[1, 13] = True  # env 1 restarts mid-segment
+    with th.no_grad():
+        plain = run_stream(net, features, starts)
+        with_reset = run_stream(net, features, reset_starts)
+        alone = run_stream(net, features[1:2, 13:], th.ones(1, length - 13, dtype=th.bool) & (th.arange(length - 13) == 0))
+    others = [0, 2]
+    assert th.allclose(plain[others], with_reset[others], atol=1e-6, rtol=0)
+    assert th.allclose(plain[1, :13], with_reset[1, :13], atol=1e-6, rtol=0)
+    assert not th.allclose(plain[1, 13:], with_reset[1, 13:], atol=1e-3)
+    # After its reset, env 1 behaves exactly like a fresh episode.
+    assert th.allclose(with_reset[1, 13:], alone[0], atol=1e-5, rtol=0)
+
+
+def test_self_attention_is_translation_invariant(small_config):
+    """The same segment placed at episode offset 0 or ~10^6 gives the same tokens (no absolute positions)."""
+    config = dataclasses.replace(small_config, use_read=False)
+    net = make(config)
+    k = config.segment_len
+    features = th.randn(2, k, 6)
+    with th.no_grad():
+        at_start, _ = net(features, th.arange(k).expand(2, k))
+        far = 10**6 * k + th.arange(k).expand(2, k)
+        at_far, _ = net(features, far, memory=net.initial_memory(2))
+    assert th.allclose(at_start, at_far, atol=1e-6, rtol=0)
+
+
+def test_whole_model_depends_only_on_time_differences(small_config):
+    """Shifting token times and slot timestamps together by any multiple of K changes nothing."""
+    net = make(small_config)
+    k = small_config.segment_len
+    generator = th.Generator().manual_seed(3)
+    features = th.randn(2, 4 * k, 6, generator=generator)
+    with th.no_grad():
+        _, memory = net(features[:, : 2 * k], th.arange(2 * k).expand(2, -1))
+        times = th.arange(2 * k, 4 * k).expand(2, -1)
+        near, _ = net(features[:, 2 * k :], times, memory=memory)
+        shift = 123_457 * k
+        shifted = MemoryState(memory.vectors, memory.timestamps + shift)
+        far, _ = net(features[:, 2 * k :], times + shift, memory=shifted)
+    assert (memory.timestamps >= 0).all()
+    assert th.allclose(near, far, atol=1e-6, rtol=0)
+
+
+def test_reading_empty_memory_is_exactly_no_read(small_config):
+    """With every slot empty the read contributes exactly nothing, whatever the empty slots hold."""
+    net = make(small_config)
+    no_read = ElmurBackbone(6, dataclasses.replace(small_config, use_read=False)).eval()
+    no_read.load_state_dict({k: v for k, v in net.state_dict().items() if ".read." not in k})
+    k = small_config.segment_len
+    features = th.randn(3, k, 6)
+    junk = MemoryState(th.randn(3, 2, 2, 32) * 1e6, th.full((3, 2, 2), -1))
+    with th.no_grad():
+        out, _ = net(features, th.arange(k).expand(3, -1), memory=junk)
+        reference, _ = no_read(features, th.arange(k).expand(3, -1))
+    assert th.isfinite(out).all()
+    assert th.allclose(out, reference, atol=1e-6, rtol=0)
+
+
+def test_padding_content_cannot_leak(small_config):
+    net = make(small_config)
+    k = small_config.segment_len
+    features = th.randn(1, 2 * k, 6)
+    times = th.cat([th.arange(k + 3), th.full((k - 3,), -1)]).view(1, -1)
+    garbage = features.clone()
+    garbage[0, k + 3 :] = float("nan")
+    with th.no_grad():
+        clean, _ = net(features, times)
+        dirty, _ = net(garbage, times)
+    assert th.equal(clean[0, : k + 3], dirty[0, : k + 3])
+
+
+def test_ablation_switches(small_config):
+    k = small_config.segment_len
+    features = th.randn(2, 3 * k, 6)
+    times = th.arange(3 * k).expand(2, -1)
+    with th.no_grad():
+        _, memory = make(dataclasses.replace(small_config, use_write=False))(features, times)
+        assert (memory.timestamps == -1).all(), "no write: memory stays empty"
+        _, memory = make(dataclasses.replace(small_config, use_lru=False, n_slots=3))(features, times)
+        assert (memory.timestamps == 3 * k - 1).all(), "no LRU: every slot rewritten"
+        _, memory = make(dataclasses.replace(small_config, n_slots=5))(features, times)
+        assert memory.timestamps[0, 0].tolist() == [k - 1, 2 * k - 1, 3 * k - 1, -1, -1]
+    # Without read, memory content cannot change the tokens.
+    net = make(dataclasses.replace(small_config, use_read=False))
+    filled = MemoryState(th.randn(2, 2, 2, 32), th.zeros(2, 2, 2, dtype=th.long))
+    with th.no_grad():
+        a, _ = net(features[:, :k], times[:, :k] + k, memory=filled)
+        b, _ = net(features[:, :k], times[:, :k] + k, memory=net.initial_memory(2))
+    assert th.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "timesteps, message",
+    [
+        ([[0, 1, 2, 3, 4, 5, 6, 7]], "multiple of the segment length"),
+        ([[0, 1, 3, 4, 5, -1]], "wrong block position"),
+        ([[0, -1, 2, -1, -1, -1]], "prefix"),
+        ([[0, 1, -1, 3, 4, 5]], "previous block does not end"),
+    ],
+)
+def test_bad_layouts_are_rejected(timesteps, message):
+    net = make(ElmurConfig(d_model=8, n_heads=2, n_layers=1, segment_len=3))
+    t = th.tensor(timesteps)
+    with pytest.raises(ValueError, match=message):
+        net(th.zeros(1, t.shape[1], 6), t)
+
+
+def test_bad_shapes_are_rejected(small_config):
+    net = make(small_config)
+    with pytest.raises(ValueError, match="features must have shape"):
+        net(th.zeros(1, 5, 7), th.arange(5).view(1, 5))
+    with pytest.raises(ValueError, match="features must have shape"):
+        net.step(th.zeros(2, 7), net.initial_state(2))
+    with pytest.raises(ValueError, match="rows"):
+        net.step(th.zeros(3, 6), net.initial_state(2))
+
+
+def test_block_layout_helper_roundtrip():
+    starts = th.tensor([[True, False, False, True, False, False, False, False]])
+    index, timesteps = block_layout(starts, 3)
+    assert index.tolist() == [[0, 1, 2, 3, 4, 5, 6, 7, -1]]
+    assert timesteps.tolist() == [[0, 1, 2, 0, 1, 2, 3, 4, -1]]
+
+
+@pytest.mark.parametrize("bad", [{"d_model": 30, "n_heads": 4}, {"lru_lambda": 1.5}, {"segment_len": 0}, {"ffn": "x"}])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError):
+        ElmurConfig(**bad)
+
+
+def test_config_round_trip_and_unknown_names():
+    config = ElmurConfig(n_slots=7, memory_bptt=2)
+    assert ElmurConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="Unknown ElmurConfig settings"):
+        ElmurConfig.from_dict({"n_slot": 3})
+
+
+def test_streaming_continues_from_parallel_memory_at_a_segment_start(small_config):
+    net = make(small_config)
+    k = small_config.segment_len
+    features = th.randn(2, 4 * k, 6)
+    with th.no_grad():
+        full, _ = net(features, th.arange(4 * k).expand(2, -1))
+        _, memory = net(features[:, : 2 * k], th.arange(2 * k).expand(2, -1))
+        state = net.state_at_segment_start(memory, th.full((2,), 2 * k))
+        streamed = []
+        for t in range(2 * k, 4 * k):
+            out, state = net.step(features[:, t], state)
+            streamed.append(out)
+    assert th.allclose(th.stack(streamed, 1), full[:, 2 * k :], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="segment start"):
+        net.state_at_segment_start(memory, th.full((2,), 3))

@@ -1,0 +1,43 @@
+"""Time-distance buckets and the relative position bias."""
+
+import torch as th
+
+from sb3_elmur.elmur import bucket_boundaries, time_buckets
+from sb3_elmur.elmur.time_bias import SegmentPositionBias, TimeDistanceBias
+
+
+def test_small_distances_are_exact_and_large_ones_log_spaced():
+    edges = bucket_boundaries(32, 2**24)
+    assert edges.numel() == 31
+    small = th.arange(16)
+    assert th.equal(time_buckets(small, edges), small)
+    buckets = time_buckets(th.tensor([10**3, 10**4, 10**5, 10**6, 10**7]), edges)
+    assert len(set(buckets.tolist())) == 5, "10^3 .. 10^7 must be told apart"
+    assert time_buckets(th.tensor([2**24, 10**12]), edges).tolist() == [31, 31]
+
+
+def test_buckets_are_monotone():
+    edges = bucket_boundaries(24, 10**6)
+    distance = th.arange(0, 2 * 10**6, 97)
+    buckets = time_buckets(distance, edges)
+    assert (buckets[1:] >= buckets[:-1]).all()
+    assert buckets.min() == 0 and buckets.max() == 23
+
+
+def test_empty_slots_get_their_own_bucket():
+    bias = TimeDistanceBias(n_heads=2, n_buckets=8, max_distance=100)
+    with th.no_grad():
+        bias.table.weight.copy_(th.arange(18, dtype=th.float32).view(9, 2))
+    out = bias(th.tensor([[10]]), th.tensor([[-1, 9]]))  # [batch, heads, tokens, slots]
+    assert out[0, :, 0, 0].tolist() == [16.0, 17.0]  # the "empty" row
+    assert out[0, :, 0, 1].tolist() == [2.0, 3.0]  # distance 1 -> bucket 1
+
+
+def test_position_bias_is_causal_and_relative():
+    bias = SegmentPositionBias(n_heads=1, segment_len=4)
+    with th.no_grad():
+        bias.table.weight.copy_(th.tensor([[0.0], [1.0], [2.0], [3.0]]))
+    out = bias(th.arange(4).view(1, 4), th.ones(1, 4, dtype=th.bool))[0, 0]
+    assert out[3, 1] == 2.0 and out[2, 0] == 2.0 and out[1, 1] == 0.0
+    upper = th.ones(4, 4, dtype=th.bool).triu(1)
+    assert (out[upper] < -1e30).all() and (out[~upper] > -1e30).all()
