@@ -1,0 +1,111 @@
+"""
+Backbone benchmark: streaming latency and memory along a long episode, and training throughput.
+
+1. Streaming (acting): per-step latency (median, p90), state size and process RSS at
+   t = 10 ... 10^6 for each batch size (see sb3_elmur.common.long_episode).
+2. Training: segments per second of the parallel path (forward + backward + AdamW step) for a few
+   model sizes, with gradient through memory (memory_bptt=None) and detached (memory_bptt=1).
+
+    python benchmarks/backbone_benchmark.py --output docs/results/backbone_benchmark.md
+"""
+
+import argparse
+import platform
+import time
+
+import torch as th
+
+from sb3_elmur.common.long_episode import LongEpisode, latency_table
+from sb3_elmur.common.profiling import peak_rss_mib
+from sb3_elmur.elmur import ElmurBackbone, ElmurConfig
+
+SIZES = {
+    "small (d=64, 2 layers)": {"d_model": 64, "n_layers": 2, "n_heads": 4},
+    "medium (d=128, 3 layers)": {"d_model": 128, "n_layers": 3, "n_heads": 4},
+    "large (d=256, 4 layers)": {"d_model": 256, "n_layers": 4, "n_heads": 8},
+}
+
+
+def training_throughput(config: ElmurConfig, batch: int, n_segments: int, iterations: int, in_features: int = 8) -> dict:
+    th.manual_seed(0)
+    net = ElmurBackbone(in_features, config)
+    head = th.nn.Linear(config.d_model, 4)
+    optimizer = th.optim.AdamW([*net.parameters(), *head.parameters()], lr=1e-4)
+    length = n_segments * config.segment_len
+    features = th.randn(batch, length, in_features)
+    targets = th.randint(0, 4, (batch, length))
+    steps = th.arange(length).expand(batch, -1)
+
+    def iteration() -> None:
+        out, _ = net(features, steps, check_layout=False)
+        loss = th.nn.functional.cross_entropy(head(out).flatten(0, 1), targets.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(2):
+        iteration()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        iteration()
+    seconds = (time.perf_counter() - start) / iterations
+    return {
+        "params": sum(p.numel() for p in net.parameters()),
+        "segments_per_s": batch * n_segments / seconds,
+        "steps_per_s": batch * length / seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoints", type=int, nargs="+", default=[10, 1_000, 100_000, 1_000_000])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="episodes streamed side by side")
+    parser.add_argument("--train-batch", type=int, default=32, help="samples per training batch")
+    parser.add_argument("--train-segments", type=int, default=3, help="segments per sample (S)")
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--skip-streaming", action="store_true")
+    parser.add_argument("--output", help="also write the results as Markdown to this file")
+    args = parser.parse_args()
+    th.set_num_threads(args.threads)
+
+    sections = [
+        f"Machine: {platform.processor() or platform.machine()}, torch {th.__version__}, {args.threads} thread(s). "
+        "Absolute times on shared machines are noisy; compare rows of one run.",
+    ]
+    if not args.skip_streaming:
+        for batch_size in args.batch_sizes:
+            config = ElmurConfig()
+            net = ElmurBackbone(8, config).eval()
+            print(f"streaming, default config (d=64, 2 layers, K=10, M=4), batch {batch_size}")
+            rows = LongEpisode(net, batch_size=batch_size).measure(args.checkpoints)
+            table = latency_table(rows)
+            print(table)
+            sections.append(f"### Streaming, default config (d=64, 2 layers, K=10, M=4), batch {batch_size}\n\n{table}")
+    lines = [
+        "| model | parameters | memory_bptt | segments/s | steps/s |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for name, sizes in SIZES.items():
+        for bptt in (None, 1):
+            config = ElmurConfig(**sizes, memory_bptt=bptt)
+            result = training_throughput(config, args.train_batch, args.train_segments, args.iterations)
+            row = (
+                f"| {name} | {result['params']:,} | {'None (through memory)' if bptt is None else '1 (detached)'} "
+                f"| {result['segments_per_s']:.0f} | {result['steps_per_s']:.0f} |"
+            )
+            print(row)
+            lines.append(row)
+    sections.append(
+        f"### Training throughput (forward + backward + AdamW), batch {args.train_batch} samples x "
+        f"S={args.train_segments} segments of K=10\n\n" + "\n".join(lines)
+    )
+    sections.append(f"Peak RSS of the benchmark process: {peak_rss_mib():.0f} MiB.")
+    if args.output:
+        with open(args.output, "w") as file:
+            file.write("\n\n".join(sections) + "\n")
+        print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
