@@ -1,7 +1,18 @@
 """sb3_elmur: ELMUR memory-transformer agents for Stable-Baselines3."""
 
 from sb3_elmur.elmur import ElmurBackbone, ElmurConfig, MemoryState, StreamState
+from sb3_elmur.ppo import CnnElmurPolicy, ElmurPPO, MlpElmurPolicy, MultiInputElmurPolicy
 
 __version__ = "0.1.0"
 
-__all__ = ["ElmurBackbone", "ElmurConfig", "MemoryState", "StreamState", "__version__"]
+__all__ = [
+    "CnnElmurPolicy",
+    "ElmurBackbone",
+    "ElmurConfig",
+    "ElmurPPO",
+    "MemoryState",
+    "MlpElmurPolicy",
+    "MultiInputElmurPolicy",
+    "StreamState",
+    "__version__",
+]

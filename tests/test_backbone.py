@@ -220,3 +220,33 @@ def test_streaming_continues_from_parallel_memory_at_a_segment_start(small_confi
     assert th.allclose(th.stack(streamed, 1), full[:, 2 * k :], atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="segment start"):
         net.state_at_segment_start(memory, th.full((2,), 3))
+
+
+def test_prefill_rebuilds_the_streaming_state_mid_segment(small_config):
+    """Rows at different positions of their segments: prefill from observations == the streamed state."""
+    net = make(small_config)
+    k = small_config.segment_len
+    features = th.randn(3, 3 * k, 6)
+    lengths = th.tensor([0, 2, k - 1])
+    with th.no_grad():
+        _, memory = net(features[:, : 2 * k], th.arange(2 * k).expand(3, -1))
+        streamed_state = net.state_at_segment_start(memory, th.full((3,), 2 * k))
+        for t in range(2 * k, 2 * k + int(lengths.max())):
+            _, stepped = net.step(features[:, t], streamed_state.clone())
+            keep = (t - 2 * k) < lengths
+            streamed_state = ElmurBackbone.reset_state(streamed_state, th.zeros(3, dtype=th.bool))
+            for field in ("keys", "values", "outputs"):
+                getattr(streamed_state, field)[keep] = getattr(stepped, field)[keep]
+            streamed_state.step = th.where(keep, stepped.step, streamed_state.step)
+        prefilled = net.prefill(features[:, 2 * k : 3 * k], memory, th.full((3,), 2 * k), lengths)
+        assert th.equal(prefilled.step, 2 * k + lengths)
+        # Both states continue identically through the end of the segment and the commit.
+        a, b = streamed_state, prefilled
+        for t in range(k + 2):
+            x = th.randn(3, 6)
+            out_a, a = net.step(x, a)
+            out_b, b = net.step(x, b)
+            assert th.allclose(out_a, out_b, atol=1e-5, rtol=0)
+        assert th.equal(a.memory.timestamps, b.memory.timestamps)
+    with pytest.raises(ValueError, match="prefill"):
+        net.prefill(features[:, :k], memory, th.full((3,), 2 * k), th.full((3,), k))

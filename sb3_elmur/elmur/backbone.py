@@ -78,6 +78,7 @@ class ElmurBackbone(nn.Module):
         self.input_proj = nn.Linear(in_features, config.d_model)
         self.layers = nn.ModuleList(ElmurLayer(config) for _ in range(config.n_layers))
         self.final_norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
+        self.register_buffer("_positions", th.arange(config.segment_len), persistent=False)
 
     @property
     def out_features(self) -> int:
@@ -180,10 +181,7 @@ class ElmurBackbone(nn.Module):
             and the memory after the last block.
         """
         c = self.config
-        if features.dim() != 3 or features.shape[-1] != self.in_features:
-            raise ValueError(f"features must have shape [batch, time, {self.in_features}], got {tuple(features.shape)}")
-        if timesteps.shape != features.shape[:2]:
-            raise ValueError(f"timesteps shape {tuple(timesteps.shape)} does not match features {tuple(features.shape[:2])}")
+        self._check_sequence(features, timesteps)
         if check_layout:
             validate_segment_layout(timesteps, c.segment_len)
         bptt = c.memory_bptt if memory_bptt == -1 else memory_bptt
@@ -192,30 +190,73 @@ class ElmurBackbone(nn.Module):
             memory = self.initial_memory(batch)
         # Padding never reaches a real token, whatever the caller put there (even NaN).
         hidden = self.input_proj(features).masked_fill((timesteps < 0).unsqueeze(-1), 0.0)
-        query_pos = th.arange(c.segment_len, device=features.device).expand(batch, -1)
         outputs = []
         for block in range(length // c.segment_len):
             window = slice(block * c.segment_len, (block + 1) * c.segment_len)
-            steps = timesteps[:, window]
-            valid = steps >= 0
-            memory = memory.reset(steps[:, 0] == 0)
+            memory = memory.reset(timesteps[:, window.start] == 0)
             if bptt is not None and block > 0 and block % bptt == 0:
                 memory = memory.detach()
-            token_time = steps.clamp(min=0)
+            out, memory, _ = self._block(hidden[:, window], timesteps[:, window], memory)
+            outputs.append(out)
+        return th.cat(outputs, dim=1), memory
 
-            def kv_hook(key: th.Tensor, value: th.Tensor, valid: th.Tensor = valid) -> tuple[th.Tensor, ...]:
+    def _check_sequence(self, features: th.Tensor, timesteps: th.Tensor) -> None:
+        if features.dim() != 3 or features.shape[-1] != self.in_features:
+            raise ValueError(f"features must have shape [batch, time, {self.in_features}], got {tuple(features.shape)}")
+        if timesteps.shape != features.shape[:2]:
+            raise ValueError(f"timesteps shape {tuple(timesteps.shape)} does not match features {tuple(features.shape[:2])}")
+
+    def _block(
+        self, hidden: th.Tensor, steps: th.Tensor, memory: MemoryState
+    ) -> tuple[th.Tensor, MemoryState, list[tuple[th.Tensor, th.Tensor, th.Tensor]]]:
+        """
+        One block of K positions in parallel: token track of every layer, then the commit if the
+        block is complete. Returns the final token states, the memory after the block, and per layer
+        the keys, values and outputs of the block (what the streaming cache holds).
+        """
+        valid = steps >= 0
+        token_time = steps.clamp(min=0)
+        query_pos = self._positions.expand(steps.shape[0], -1)
+        captured: list[tuple[th.Tensor, th.Tensor, th.Tensor]] = []
+        h, layer_outputs = hidden, []
+        for index, layer in enumerate(self.layers):
+            kv: list[th.Tensor] = []
+
+            def kv_hook(key: th.Tensor, value: th.Tensor, kv: list = kv) -> tuple[th.Tensor, ...]:
+                kv[:] = [key, value]
                 return key, value, valid
 
-            h, layer_outputs = hidden[:, window], []
-            for index, layer in enumerate(self.layers):
-                h = layer.token_track(h, token_time, query_pos, kv_hook, *memory.layer(index))
-                layer_outputs.append(h)
-            outputs.append(self.final_norm(h))
-            complete = valid[:, -1]
-            if complete.any():
-                written = self._commit(memory, layer_outputs, token_time, token_time[:, -1], valid)
-                memory = written.select(complete, memory)
-        return th.cat(outputs, dim=1), memory
+            h = layer.token_track(h, token_time, query_pos, kv_hook, *memory.layer(index))
+            layer_outputs.append(h)
+            captured.append((kv[0], kv[1], h))
+        complete = valid[:, -1]
+        if complete.any():
+            written = self._commit(memory, layer_outputs, token_time, token_time[:, -1], valid)
+            memory = written.select(complete, memory)
+        return self.final_norm(h), memory, captured
+
+    def prefill(self, features: th.Tensor, memory: MemoryState, segment_start: th.Tensor, length: th.Tensor) -> StreamState:
+        """
+        Streaming state of episodes that stand ``length`` steps into a segment, rebuilt from the
+        observations of those steps and the memory committed before the segment (for example after
+        the parameters changed, so that acting continues with caches of the current parameters).
+
+        :param features: ``[batch, K, in_features]``; row ``b`` holds the segment's first ``length[b]`` steps.
+        :param memory: Memory at the segment start.
+        :param segment_start: ``[batch]`` absolute step of the segment's first step (a multiple of K).
+        :param length: ``[batch]`` steps already taken in the segment, ``0 <= length < K``.
+        """
+        c = self.config
+        if ((length < 0) | (length >= c.segment_len)).any() or (segment_start % c.segment_len != 0).any():
+            raise ValueError("prefill needs 0 <= length < K and segment_start a multiple of K")
+        steps = segment_start.unsqueeze(1) + self._positions
+        steps = steps.masked_fill(self._positions >= length.unsqueeze(1), -1)
+        self._check_sequence(features, steps)
+        hidden = self.input_proj(features).masked_fill((steps < 0).unsqueeze(-1), 0.0)
+        _, _, captured = self._block(hidden, steps, memory)
+        keep = (steps >= 0).unsqueeze(-1)
+        stack = [th.stack([layer[i] for layer in captured], dim=1).masked_fill(~keep.unsqueeze(1), 0.0) for i in range(3)]
+        return StreamState(MemoryState(memory.vectors, memory.timestamps), segment_start + length, *stack)
 
     # ------------------------------------------------------------------ streaming path (acting)
     def step(
@@ -259,7 +300,7 @@ class ElmurBackbone(nn.Module):
         complete = position == c.segment_len - 1
         if complete.any():
             done = complete.nonzero().squeeze(1)
-            token_time = step[done].unsqueeze(1) - (c.segment_len - 1) + th.arange(c.segment_len, device=step.device)
+            token_time = step[done].unsqueeze(1) - (c.segment_len - 1) + self._positions
             sub_memory = MemoryState(state.memory.vectors[done], state.memory.timestamps[done])
             layer_outputs = [state.outputs[done, index] for index in range(c.n_layers)]
             written = self._commit(sub_memory, layer_outputs, token_time, step[done])

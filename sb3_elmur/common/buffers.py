@@ -1,0 +1,339 @@
+"""
+Rollout buffers for ELMUR policies: SB3's rollout buffers plus segment bookkeeping.
+
+Per step the buffer keeps the usual PPO fields and the step's absolute index in its episode; at
+each segment start it keeps the per-layer memory vectors and LRU timestamps the policy acted with.
+A segment that began in the previous rollout keeps its earlier steps as a *prefix* (they are part
+of the computation but not of the loss). :meth:`get` serves fixed-size minibatches of samples, each
+a run of S consecutive segments of one env laid out in blocks of K steps, with a loss mask: the
+training forward is the backbone's parallel path, with no Python loop over time steps.
+"""
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
+from stable_baselines3.common.preprocessing import get_obs_shape
+
+from sb3_elmur.common.type_aliases import ElmurRolloutBufferSamples, ElmurStates, SegmentBatch
+from sb3_elmur.elmur import EMPTY, MemoryState, segment_blocks
+
+NumpyObs = np.ndarray | dict[str, np.ndarray]
+
+
+def map_obs(fn: Callable[..., Any], *observations: Any) -> Any:
+    """Apply ``fn`` to an array observation, or key by key to dict observations."""
+    if isinstance(observations[0], dict):
+        return {key: fn(*(obs[key] for obs in observations)) for key in observations[0]}
+    return fn(*observations)
+
+
+def obs_zeros(observation_space: spaces.Space, leading: tuple[int, ...]) -> NumpyObs:
+    """Zero observations of shape ``leading + obs_shape`` (a dict for Dict spaces)."""
+    shape = get_obs_shape(observation_space)
+    if isinstance(shape, dict):
+        sub = observation_space.spaces  # type: ignore[attr-defined]
+        return {key: np.zeros((*leading, *value), dtype=sub[key].dtype) for key, value in shape.items()}
+    return np.zeros((*leading, *shape), dtype=observation_space.dtype)
+
+
+def reshape_obs(observation_space: spaces.Space, obs: NumpyObs, n_envs: int) -> NumpyObs:
+    """Observations of one vectorized step as ``[n_envs, *obs_shape]`` (Discrete ones come as ``[n_envs]``)."""
+    shape = get_obs_shape(observation_space)
+    if isinstance(shape, dict):
+        return {key: np.asarray(obs[key]).reshape((n_envs, *value)) for key, value in shape.items()}  # type: ignore[index]
+    return np.asarray(obs).reshape((n_envs, *shape))
+
+
+class SegmentContext:
+    """
+    What an algorithm keeps of each env's current segment between rollouts: the observations of
+    its steps so far and the memory committed before it.
+
+    :param observation_space: Observation space.
+    :param n_envs: Number of envs.
+    :param segment_len: K.
+    """
+
+    def __init__(self, observation_space: spaces.Space, n_envs: int, segment_len: int) -> None:
+        self.observation_space = observation_space
+        self.n_envs = n_envs
+        self.segment_len = segment_len
+        self.observations = obs_zeros(observation_space, (n_envs, segment_len))
+        self.memory_pi: MemoryState | None = None
+        self.memory_vf: MemoryState | None = None
+
+    def observe(self, obs: NumpyObs, timesteps: np.ndarray, states: ElmurStates) -> None:
+        """
+        Record the observations of one step (before acting on them) and, for envs at a segment start,
+        the memory in ``states`` (already reset for new episodes).
+        """
+        rows = np.arange(self.n_envs)
+        position = timesteps % self.segment_len
+        obs = reshape_obs(self.observation_space, obs, self.n_envs)
+
+        def store(target: np.ndarray, value: np.ndarray) -> None:
+            target[rows, position] = value
+
+        map_obs(store, self.observations, obs)
+        start = th.as_tensor(position == 0, device=states.pi.step.device)
+        self.memory_pi = states.pi.memory if self.memory_pi is None else states.pi.memory.select(start, self.memory_pi)
+        if states.vf is not None:
+            self.memory_vf = states.vf.memory if self.memory_vf is None else states.vf.memory.select(start, self.memory_vf)
+
+
+class ElmurRolloutBufferMixin:
+    """
+    Segment bookkeeping shared by the array and Dict rollout buffers.
+
+    :param memory_shape: ``(n_layers, n_slots, d_model)`` of the backbone memory.
+    :param segment_len: K.
+    :param segments_per_sample: S, consecutive segments per training sample (gradient may flow
+        through memory inside a sample; each sample starts from the memory the policy acted with).
+    :param critic_memory: Whether the critic has a backbone of its own (its memory is stored too).
+    """
+
+    buffer_size: int
+    n_envs: int
+    device: th.device
+    observation_space: spaces.Space
+    observations: NumpyObs
+    actions: np.ndarray
+    log_probs: np.ndarray
+    values: np.ndarray
+    advantages: np.ndarray
+    returns: np.ndarray
+    pos: int
+    full: bool
+
+    def _init_segments(
+        self, memory_shape: tuple[int, int, int], segment_len: int, segments_per_sample: int, critic_memory: bool
+    ) -> None:
+        if segments_per_sample < 1:
+            raise ValueError(f"segments_per_sample must be >= 1, got {segments_per_sample}")
+        self.memory_shape = memory_shape
+        self.segment_len = segment_len
+        self.segments_per_sample = segments_per_sample
+        self.critic_memory = critic_memory
+
+    def _reset_segments(self) -> None:
+        prefix_rows = self.segment_len - 1
+        rows = prefix_rows + self.buffer_size
+        self.timesteps = np.full((rows, self.n_envs), -1, dtype=np.int64)
+        self.prefix_observations = obs_zeros(self.observation_space, (prefix_rows, self.n_envs))
+        self.prefix_length = np.zeros(self.n_envs, dtype=np.int64)
+        n_memories = 2 if self.critic_memory else 1
+        self.memory_vectors = np.zeros((n_memories, rows, self.n_envs, *self.memory_shape), dtype=np.float32)
+        self.memory_timestamps = np.full((n_memories, rows, self.n_envs, *self.memory_shape[:2]), EMPTY, dtype=np.int64)
+        self._samples: dict[str, Any] | None = None
+
+    def _store_memory(self, row: int, envs: np.ndarray, memories: list[MemoryState]) -> None:
+        for index, memory in enumerate(memories):
+            self.memory_vectors[index, row, envs] = memory.vectors[envs].cpu().numpy()
+            self.memory_timestamps[index, row, envs] = memory.timestamps[envs].cpu().numpy()
+
+    def set_prefix(self, context: SegmentContext, length: np.ndarray, segment_start: np.ndarray) -> None:
+        """
+        Record, before the first :meth:`add`, the steps each env already took in its current segment.
+
+        :param context: The algorithm's segment context (observations and memory at the segment start).
+        :param length: ``[n_envs]`` steps already taken in the segment (0 for envs at a segment start
+            or about to start an episode).
+        :param segment_start: ``[n_envs]`` absolute step of that segment's start.
+        """
+        assert self.pos == 0, "set_prefix() must come before the first add()"
+        prefix_rows = self.segment_len - 1
+        self.prefix_length = np.asarray(length, dtype=np.int64)
+        for env in np.flatnonzero(self.prefix_length):
+            p = int(self.prefix_length[env])
+            rows = slice(prefix_rows - p, prefix_rows)
+
+            def copy(target: np.ndarray, source: np.ndarray, env: int = env, p: int = p, rows: slice = rows) -> None:
+                target[rows, env] = source[env, :p]
+
+            map_obs(copy, self.prefix_observations, context.observations)
+            self.timesteps[rows, env] = segment_start[env] + np.arange(p)
+            memories = [context.memory_pi] + ([context.memory_vf] if self.critic_memory else [])
+            self._store_memory(prefix_rows - p, np.array([env]), memories)  # type: ignore[arg-type]
+
+    def add_segments(self, timesteps: np.ndarray, memory_pi: MemoryState, memory_vf: MemoryState | None = None) -> None:
+        """
+        Segment bookkeeping of the step just added: its episode step and, for envs at a segment
+        start, the memory the policy acted with.
+
+        :param timesteps: ``[n_envs]`` absolute episode step of each env's step.
+        :param memory_pi: Actor memory before the step (after resets).
+        :param memory_vf: Critic memory before the step (with a critic backbone).
+        """
+        row = self.segment_len - 1 + self.pos - 1
+        self.timesteps[row] = timesteps
+        starts = np.flatnonzero(timesteps % self.segment_len == 0)
+        if starts.size:
+            self._store_memory(row, starts, [memory_pi] + ([memory_vf] if self.critic_memory else []))  # type: ignore[list-item]
+
+    # ------------------------------------------------------------------ sampling
+    def _prepare_samples(self) -> None:
+        """Cut every env's steps (prefix + rollout) into samples of S blocks of K positions."""
+        k, s = self.segment_len, self.segments_per_sample
+        prefix_rows = k - 1
+        per_env = []
+        for env in range(self.n_envs):
+            first = prefix_rows - int(self.prefix_length[env])
+            blocks = segment_blocks(self.timesteps[first:, env], k)
+            blocks = np.where(blocks >= 0, (blocks + first) * self.n_envs + env, -1)
+            n_pad = (-len(blocks)) % s
+            blocks = np.concatenate([blocks, np.full((n_pad, k), -1, dtype=np.int64)])
+            per_env.append(blocks.reshape(-1, s * k))
+        # One extra all-padding sample fills the last minibatch to the fixed size.
+        index = np.concatenate([*per_env, np.full((1, s * k), -1, dtype=np.int64)])
+        valid = index >= 0
+        safe = np.where(valid, index, 0)
+        row = safe // self.n_envs
+        loss = valid & (row >= prefix_rows)
+        rollout_index = np.where(loss, safe - prefix_rows * self.n_envs, 0)
+
+        def layout(prefix: np.ndarray, rollout: np.ndarray) -> th.Tensor:
+            data = np.concatenate([prefix, rollout]).reshape(-1, *rollout.shape[2:])
+            return self.to_torch(data[safe])  # type: ignore[attr-defined]
+
+        first = safe[:, 0]
+        memories = []
+        for m in range(self.memory_vectors.shape[0]):
+            vectors = self.memory_vectors[m].reshape(-1, *self.memory_shape)[first]
+            timestamps = self.memory_timestamps[m].reshape(-1, *self.memory_shape[:2])[first]
+            timestamps[~valid[:, 0]] = EMPTY
+            memories.append(MemoryState(self.to_torch(vectors), th.as_tensor(timestamps, device=self.device)))
+
+        def flat(array: np.ndarray) -> th.Tensor:
+            return self.to_torch(array.reshape(self.buffer_size * self.n_envs, *array.shape[2:]))  # type: ignore[attr-defined]
+
+        self._samples = {
+            "observations": map_obs(layout, self.prefix_observations, self.observations),
+            "timesteps": th.as_tensor(np.where(valid, self.timesteps.reshape(-1)[safe], -1), device=self.device),
+            "mask": th.as_tensor(loss, device=self.device),
+            "rollout_index": th.as_tensor(rollout_index, device=self.device),
+            "memories": memories,
+            "actions": flat(self.actions),
+            "values": flat(self.values).flatten(),
+            "log_probs": flat(self.log_probs).flatten(),
+            "advantages": flat(self.advantages).flatten(),
+            "returns": flat(self.returns).flatten(),
+        }
+
+    @property
+    def n_samples(self) -> int:
+        """Number of training samples in the rollout (available after :meth:`get` started)."""
+        assert self._samples is not None
+        return self._samples["mask"].shape[0] - 1
+
+    def samples_per_batch(self, batch_size: int | None) -> int:
+        """Samples per minibatch for a ``batch_size`` counted in steps (at least one sample)."""
+        steps_per_sample = self.segments_per_sample * self.segment_len
+        return max(1, (batch_size or self.buffer_size * self.n_envs) // steps_per_sample)
+
+    def get(self, batch_size: int | None = None) -> Generator[ElmurRolloutBufferSamples, None, None]:  # type: ignore[override]
+        """
+        Shuffled minibatches of whole samples; every minibatch has the same number of samples
+        (the last one is completed with all-padding samples that carry no loss).
+
+        :param batch_size: Minibatch size in steps (SB3 convention); each minibatch holds
+            ``max(1, batch_size // (S * K))`` samples.
+        """
+        assert self.full, "the rollout buffer is not full"
+        if self._samples is None:
+            self._prepare_samples()
+        per_batch = self.samples_per_batch(batch_size)
+        order = np.random.permutation(self.n_samples)
+        order = np.concatenate([order, np.full((-len(order)) % per_batch, self.n_samples, dtype=np.int64)])
+        for chunk in order.reshape(-1, per_batch):
+            yield self._get_samples(chunk)
+
+    def _get_samples(self, chunk: np.ndarray, env: Any = None) -> ElmurRolloutBufferSamples:  # type: ignore[override]
+        data = self._samples
+        assert data is not None
+        index = th.as_tensor(chunk, device=self.device)
+        mask = data["mask"][index]
+        steps = data["rollout_index"][index][mask]
+        memories = [MemoryState(m.vectors[index], m.timestamps[index]) for m in data["memories"]]
+        batch = SegmentBatch(
+            observations=map_obs(lambda obs: obs[index], data["observations"]),
+            timesteps=data["timesteps"][index],
+            mask=mask,
+            memory_pi=memories[0],
+            memory_vf=memories[1] if len(memories) > 1 else None,
+        )
+        return ElmurRolloutBufferSamples(
+            observations=batch,
+            actions=data["actions"][steps],
+            old_values=data["values"][steps],
+            old_log_prob=data["log_probs"][steps],
+            advantages=data["advantages"][steps],
+            returns=data["returns"][steps],
+        )
+
+
+class ElmurRolloutBuffer(ElmurRolloutBufferMixin, RolloutBuffer):
+    """
+    Rollout buffer for array observations (see the module docstring).
+
+    :param buffer_size: Steps per env (``n_steps``).
+    :param observation_space: Observation space.
+    :param action_space: Action space.
+    :param memory_shape: ``(n_layers, n_slots, d_model)``.
+    :param segment_len: K.
+    :param segments_per_sample: S.
+    :param critic_memory: Whether the critic has its own backbone.
+    :param device: Torch device of the served tensors.
+    :param gae_lambda: GAE lambda.
+    :param gamma: Discount factor.
+    :param n_envs: Number of envs.
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        memory_shape: tuple[int, int, int],
+        segment_len: int,
+        segments_per_sample: int = 3,
+        critic_memory: bool = True,
+        device: th.device | str = "auto",
+        gae_lambda: float = 1,
+        gamma: float = 0.99,
+        n_envs: int = 1,
+    ):
+        self._init_segments(memory_shape, segment_len, segments_per_sample, critic_memory)
+        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
+
+    def reset(self) -> None:
+        super().reset()
+        self._reset_segments()
+
+
+class ElmurDictRolloutBuffer(ElmurRolloutBufferMixin, DictRolloutBuffer):
+    """Rollout buffer for Dict observations; same parameters as :class:`ElmurRolloutBuffer`."""
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Dict,
+        action_space: spaces.Space,
+        memory_shape: tuple[int, int, int],
+        segment_len: int,
+        segments_per_sample: int = 3,
+        critic_memory: bool = True,
+        device: th.device | str = "auto",
+        gae_lambda: float = 1,
+        gamma: float = 0.99,
+        n_envs: int = 1,
+    ):
+        self._init_segments(memory_shape, segment_len, segments_per_sample, critic_memory)
+        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
+
+    def reset(self) -> None:
+        super().reset()
+        self._reset_segments()

@@ -1,0 +1,430 @@
+"""The ELMUR actor-critic policy: SB3's ActorCriticPolicy with an ELMUR backbone between features and heads."""
+
+import os
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    MlpExtractor,
+    NatureCNN,
+)
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+
+from sb3_elmur.common.type_aliases import ElmurStates, SegmentBatch, TensorObs
+from sb3_elmur.elmur import ElmurBackbone, ElmurConfig, MemoryState, StreamState
+
+SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)
+#: Number of numpy arrays in the state tuple returned by ``predict``.
+STATE_FIELDS = ("memory_vectors", "memory_timestamps", "step", "keys", "values", "outputs", "signature")
+
+
+def check_observation_space(observation_space: spaces.Space) -> None:
+    """
+    Raise a clear error for observation spaces the ELMUR policies cannot handle.
+
+    :param observation_space: The env's observation space.
+    """
+    if not isinstance(observation_space, SUPPORTED_OBSERVATION_SPACES):
+        raise ValueError(
+            f"ELMUR policies do not support observation space {observation_space!r}: use Box (vectors or images), "
+            "Discrete, MultiDiscrete, MultiBinary or a Dict of those (wrap Tuple spaces, e.g. with "
+            "gymnasium.wrappers.FlattenObservation)."
+        )
+    if isinstance(observation_space, spaces.Dict):
+        for key, subspace in observation_space.spaces.items():
+            if isinstance(subspace, spaces.Dict) or not isinstance(subspace, SUPPORTED_OBSERVATION_SPACES):
+                raise ValueError(f"ELMUR policies do not support the observation subspace {key!r}: {subspace!r}")
+
+
+def flatten_time(obs: TensorObs) -> TensorObs:
+    """``[batch, time, ...]`` -> ``[batch * time, ...]`` for a tensor or a dict of tensors."""
+    if isinstance(obs, dict):
+        return {key: value.flatten(0, 1) for key, value in obs.items()}
+    return obs.flatten(0, 1)
+
+
+class ElmurActorCriticPolicy(ActorCriticPolicy):
+    """
+    Actor-critic policy with an ELMUR memory backbone (layer-local memory, LRU update/rewrite).
+
+    Observations go through the features extractor, then the backbone (one step at a time when
+    acting, whole segments in parallel when training: the same function), then SB3's MLP extractor
+    and action/value heads. Constructor arguments are those of sb3-contrib's recurrent policies with
+    the LSTM settings replaced by ``elmur_kwargs``.
+
+    :param observation_space: Observation space.
+    :param action_space: Action space.
+    :param lr_schedule: Learning rate schedule.
+    :param net_arch: Sizes of the actor/critic MLP heads on top of the backbone.
+    :param activation_fn: Activation of the MLP heads.
+    :param ortho_init: Orthogonal initialisation of the features extractor and heads (the backbone
+        keeps its own initialisation).
+    :param use_sde: Generalised state-dependent exploration (Box actions).
+    :param log_std_init: Initial log standard deviation.
+    :param full_std: gSDE: (n_features x n_actions) std parameters instead of (n_features,).
+    :param use_expln: gSDE: use ``expln`` instead of ``exp`` for the std.
+    :param squash_output: gSDE: squash actions with tanh.
+    :param features_extractor_class: Features extractor.
+    :param features_extractor_kwargs: Its keyword arguments.
+    :param share_features_extractor: Share the features extractor between actor and critic.
+    :param normalize_images: Divide image observations by 255.
+    :param optimizer_class: Optimizer.
+    :param optimizer_kwargs: Optimizer keyword arguments (besides the learning rate).
+    :param elmur_kwargs: Backbone settings: an :class:`~sb3_elmur.elmur.ElmurConfig` or a dict of its
+        fields (``d_model``, ``n_layers``, ``n_heads``, ``segment_len``, ``n_slots``, ``lru_lambda``,
+        ``memory_bptt``, ...).
+    :param shared_backbone: Actor and critic share one backbone; the critic's gradient does not flow
+        into it (as ``shared_lstm``).
+    :param enable_critic_backbone: The critic has a backbone of its own (as ``enable_critic_lstm``).
+        With both options False the critic is a linear layer on the features (no memory).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.Tanh,
+        ortho_init: bool = True,
+        use_sde: bool = False,
+        log_std_init: float = 0.0,
+        full_std: bool = True,
+        use_expln: bool = False,
+        squash_output: bool = False,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        share_features_extractor: bool = True,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        elmur_kwargs: ElmurConfig | dict[str, Any] | None = None,
+        shared_backbone: bool = False,
+        enable_critic_backbone: bool = True,
+    ):
+        check_observation_space(observation_space)
+        if shared_backbone and enable_critic_backbone:
+            raise ValueError("Choose either shared_backbone=True or enable_critic_backbone=True (or neither), not both.")
+        if shared_backbone and not share_features_extractor:
+            raise ValueError("shared_backbone=True needs share_features_extractor=True.")
+        if isinstance(elmur_kwargs, ElmurConfig):
+            self.elmur_config = elmur_kwargs
+        else:
+            self.elmur_config = ElmurConfig.from_dict(dict(elmur_kwargs or {}))
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch,
+            activation_fn,
+            ortho_init,
+            use_sde,
+            log_std_init,
+            full_std,
+            use_expln,
+            squash_output,
+            features_extractor_class,
+            features_extractor_kwargs,
+            share_features_extractor,
+            normalize_images,
+            optimizer_class,
+            optimizer_kwargs,
+        )
+        self.shared_backbone = shared_backbone
+        self.enable_critic_backbone = enable_critic_backbone
+        self.backbone_actor = ElmurBackbone(self.features_dim, self.elmur_config)
+        self.backbone_critic = ElmurBackbone(self.features_dim, self.elmur_config) if enable_critic_backbone else None
+        # Critic without memory: map features to the backbone width so the same value head applies.
+        self.critic = None if (shared_backbone or enable_critic_backbone) else nn.Linear(self.features_dim, self.latent_dim)
+        # Identifies states made by this model (kept with the weights; from os.urandom, not the torch RNG).
+        self.register_buffer("state_signature", th.tensor([int.from_bytes(os.urandom(7), "little")], dtype=th.long))
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    @property
+    def latent_dim(self) -> int:
+        """Width of the backbone output (``d_model``)."""
+        return self.elmur_config.d_model
+
+    def _build_mlp_extractor(self) -> None:
+        self.mlp_extractor = MlpExtractor(
+            self.latent_dim, net_arch=self.net_arch, activation_fn=self.activation_fn, device=self.device
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            elmur_kwargs=self.elmur_config.to_dict(),
+            shared_backbone=self.shared_backbone,
+            enable_critic_backbone=self.enable_critic_backbone,
+            share_features_extractor=self.share_features_extractor,
+            normalize_images=self.normalize_images,
+        )
+        return data
+
+    # ------------------------------------------------------------------ states
+    @property
+    def segment_len(self) -> int:
+        return self.elmur_config.segment_len
+
+    def initial_states(self, n_envs: int) -> ElmurStates:
+        """Fresh acting state (empty memory, step 0) for ``n_envs`` envs."""
+        critic = self.backbone_critic.initial_state(n_envs) if self.backbone_critic is not None else None
+        return ElmurStates(self.backbone_actor.initial_state(n_envs), critic)
+
+    def reset_states(self, states: ElmurStates, episode_starts: th.Tensor) -> ElmurStates:
+        """Start new episodes for the flagged envs (others untouched)."""
+        mask = episode_starts.to(th.bool).view(-1)
+        if not mask.any():
+            return states
+        return states.map(lambda state: ElmurBackbone.reset_state(state, mask))
+
+    def _split(self, features: th.Tensor | tuple[th.Tensor, th.Tensor]) -> tuple[th.Tensor, th.Tensor]:
+        return (features, features) if self.share_features_extractor else features  # type: ignore[return-value]
+
+    def prefill_states(
+        self,
+        observations: TensorObs,
+        memory_pi: MemoryState,
+        memory_vf: MemoryState | None,
+        segment_start: th.Tensor,
+        length: th.Tensor,
+    ) -> ElmurStates:
+        """
+        Acting state of envs that stand ``length`` steps into a segment, rebuilt with the current
+        parameters from the observations of those steps (see :meth:`ElmurBackbone.prefill`).
+
+        :param observations: ``[n_envs, K, *obs_shape]`` (or a dict), the segment's first steps.
+        :param memory_pi: Actor memory at the segment start.
+        :param memory_vf: Critic memory at the segment start (None without a critic backbone).
+        :param segment_start: ``[n_envs]`` absolute step of the segment start.
+        :param length: ``[n_envs]`` steps already taken in the segment.
+        """
+        n_envs = segment_start.shape[0]
+        pi_features, vf_features = self._split(self.extract_features(flatten_time(observations)))
+        pi_state = self.backbone_actor.prefill(
+            pi_features.view(n_envs, self.segment_len, -1), memory_pi, segment_start, length
+        )
+        vf_state = None
+        if self.backbone_critic is not None:
+            assert memory_vf is not None
+            vf_features = vf_features.view(n_envs, self.segment_len, -1)
+            vf_state = self.backbone_critic.prefill(vf_features, memory_vf, segment_start, length)
+        return ElmurStates(pi_state, vf_state)
+
+    # ------------------------------------------------------------------ acting (streaming path)
+    def _critic_latent_step(
+        self, vf_features: th.Tensor, latent_pi: th.Tensor, state_vf: StreamState | None, episode_starts: th.Tensor
+    ) -> tuple[th.Tensor, StreamState | None]:
+        if self.backbone_critic is not None:
+            assert state_vf is not None, "the critic backbone needs its state"
+            return self.backbone_critic.step(vf_features, state_vf, episode_starts)
+        if self.shared_backbone:
+            return latent_pi.detach(), None
+        return self.critic(vf_features), None  # type: ignore[misc]
+
+    def forward(  # type: ignore[override]
+        self, obs: PyTorchObs, states: ElmurStates, episode_starts: th.Tensor, deterministic: bool = False
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, ElmurStates]:
+        """
+        One acting step for every env.
+
+        :param obs: Observations of the current step.
+        :param states: Acting state (its caches are updated in place).
+        :param episode_starts: ``[n_envs]``; 1 starts a new episode before the step.
+        :param deterministic: Greedy actions.
+        :return: Actions, values, log-probabilities and the new state.
+        """
+        starts = episode_starts.to(th.bool)
+        pi_features, vf_features = self._split(self.extract_features(obs))
+        latent_pi, state_pi = self.backbone_actor.step(pi_features, states.pi, starts)
+        latent_vf, state_vf = self._critic_latent_step(vf_features, latent_pi, states.vf, starts)
+        latent_pi = self.mlp_extractor.forward_actor(latent_pi)
+        values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        return actions, values, log_prob, ElmurStates(state_pi, state_vf)
+
+    def get_distribution(  # type: ignore[override]
+        self, obs: PyTorchObs, state: StreamState, episode_starts: th.Tensor
+    ) -> tuple[Distribution, StreamState]:
+        """Action distribution of one acting step and the actor's new state."""
+        features = super(ActorCriticPolicy, self).extract_features(obs, self.pi_features_extractor)
+        latent_pi, state = self.backbone_actor.step(features, state, episode_starts.to(th.bool))
+        return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi)), state
+
+    def predict_values(self, obs: PyTorchObs, states: ElmurStates, episode_starts: th.Tensor) -> th.Tensor:  # type: ignore[override]
+        """
+        Values of one acting step. The given state is not modified.
+
+        :param obs: Observations.
+        :param states: Acting state before the step.
+        :param episode_starts: ``[n_envs]``; 1 starts a new episode before the step.
+        """
+        starts = episode_starts.to(th.bool)
+        features = super(ActorCriticPolicy, self).extract_features(obs, self.vf_features_extractor)
+        if self.backbone_critic is not None:
+            assert states.vf is not None
+            latent_vf, _ = self.backbone_critic.step(features, states.vf.clone(), starts)
+        elif self.shared_backbone:
+            latent_vf = self.backbone_actor.step(features, states.pi.clone(), starts)[0].detach()
+        else:
+            latent_vf = self.critic(features)  # type: ignore[misc]
+        return self.value_net(self.mlp_extractor.forward_critic(latent_vf))
+
+    # ------------------------------------------------------------------ training (parallel path)
+    def evaluate_actions(  # type: ignore[override]
+        self, obs: SegmentBatch, actions: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        """
+        Values, log-probabilities and entropy of the masked steps of a segment batch.
+
+        :param obs: The batch layout (observations in blocks of K, timesteps, loss mask, memory).
+        :param actions: Actions of the masked steps, in ``obs.mask`` order.
+        :return: One entry per masked step.
+        """
+        batch, length = obs.timesteps.shape
+        mask = obs.mask.flatten()
+        pi_features, vf_features = self._split(self.extract_features(flatten_time(obs.observations)))
+        latent_pi, _ = self.backbone_actor(
+            pi_features.view(batch, length, -1), obs.timesteps, obs.memory_pi, check_layout=False
+        )
+        latent_pi = latent_pi.flatten(0, 1)[mask]
+        if self.backbone_critic is not None:
+            latent_vf, _ = self.backbone_critic(
+                vf_features.view(batch, length, -1), obs.timesteps, obs.memory_vf, check_layout=False
+            )
+            latent_vf = latent_vf.flatten(0, 1)[mask]
+        elif self.shared_backbone:
+            latent_vf = latent_pi.detach()
+        else:
+            latent_vf = self.critic(vf_features[mask])  # type: ignore[misc]
+        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
+        values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
+        return values, distribution.log_prob(actions), distribution.entropy()
+
+    # ------------------------------------------------------------------ predict (numpy API)
+    def state_to_numpy(self, state: StreamState) -> tuple[np.ndarray, ...]:
+        """The actor state as the tuple of numpy arrays that :meth:`predict` returns (one row per env)."""
+        signature = np.full(state.batch_size, int(self.state_signature), dtype=np.int64)
+        return (*(t.cpu().numpy() for t in state.tensors()), signature)
+
+    def state_from_numpy(self, state: tuple[np.ndarray, ...], n_envs: int) -> StreamState:
+        """
+        Check a state passed to :meth:`predict` and turn it into tensors.
+
+        :param state: The tuple returned by a previous :meth:`predict` call.
+        :param n_envs: Number of observations in the batch.
+        """
+        if not isinstance(state, (tuple, list)) or len(state) != len(STATE_FIELDS):
+            raise ValueError(
+                f"state must be the tuple of {len(STATE_FIELDS)} arrays {STATE_FIELDS} returned by predict() "
+                f"(or None for fresh envs), got {type(state).__name__} of length {len(state) if hasattr(state, '__len__') else '?'}"
+            )
+        expected = self.state_to_numpy(self.backbone_actor.initial_state(n_envs))
+        for name, array, reference in zip(STATE_FIELDS, state, expected, strict=True):
+            array = np.asarray(array)
+            if array.shape != reference.shape:
+                raise ValueError(
+                    f"state[{STATE_FIELDS.index(name)}] ({name}) has shape {array.shape}, expected {reference.shape} for "
+                    f"{n_envs} env(s): the state must come from predict() of this model with the same number of envs"
+                )
+        if not np.all(np.asarray(state[-1]) == int(self.state_signature)):
+            raise ValueError("state was produced by another model: pass state=None to start fresh with this model")
+        tensors = [
+            th.as_tensor(np.asarray(array), device=self.device, dtype=reference.dtype)
+            for array, reference in zip(state[:-1], self.backbone_actor.initial_state(n_envs).tensors(), strict=True)
+        ]
+        return StreamState.from_tensors(tuple(tensors))
+
+    def predict(  # type: ignore[override]
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """
+        Actions for a batch of observations, with the memory state of each env.
+
+        :param observation: Observation(s) (one per env, or a single one).
+        :param state: The state returned by the previous call, or None to start fresh.
+        :param episode_start: ``[n_envs]`` bools; True resets that env's memory before acting.
+        :param deterministic: Greedy actions.
+        :return: The actions and the new state (a tuple of numpy arrays, one row per env).
+        """
+        self.set_training_mode(False)
+        _check_finite(observation)
+        obs_tensor, vectorized_env = self.obs_to_tensor(observation)
+        n_envs = (next(iter(obs_tensor.values())) if isinstance(obs_tensor, dict) else obs_tensor).shape[0]
+        stream = self.backbone_actor.initial_state(n_envs) if state is None else self.state_from_numpy(state, n_envs)
+        if episode_start is None:
+            episode_start = np.zeros(n_envs, dtype=bool)
+        episode_start = np.asarray(episode_start).reshape(-1)
+        if episode_start.shape != (n_envs,):
+            raise ValueError(f"episode_start must have one entry per env ({n_envs}), got shape {episode_start.shape}")
+        with th.no_grad():
+            starts = th.as_tensor(episode_start.astype(bool), device=self.device)
+            distribution, stream = self.get_distribution(obs_tensor, stream, starts)
+            actions = distribution.get_actions(deterministic=deterministic)
+        actions = actions.cpu().numpy().reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        if isinstance(self.action_space, spaces.Box):
+            if self.squash_output:
+                actions = self.unscale_action(actions)
+            else:
+                actions = np.clip(actions, self.action_space.low, self.action_space.high)
+        if not vectorized_env:
+            actions = actions.squeeze(axis=0)
+        return actions, self.state_to_numpy(stream)
+
+    def memory_statistics(self, states: ElmurStates) -> dict[str, float]:
+        """Occupancy, age and norm of the actor's memory slots (for logging)."""
+        memory = states.pi.memory
+        occupied = memory.timestamps >= 0
+        stats = {"slot_occupancy": occupied.float().mean().item()}
+        if occupied.any():
+            now = (states.pi.step - 1).view(-1, 1, 1).expand_as(memory.timestamps)
+            stats["mean_slot_age"] = (now - memory.timestamps)[occupied].float().mean().item()
+            stats["mean_slot_norm"] = memory.vectors.norm(dim=-1)[occupied].mean().item()
+        return stats
+
+
+def _check_finite(observation: np.ndarray | dict[str, np.ndarray]) -> None:
+    items = observation.items() if isinstance(observation, dict) else [("observation", observation)]
+    for key, value in items:
+        array = np.asarray(value)
+        if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+            raise ValueError(f"{key} contains NaN or infinite values")
+
+
+class ElmurActorCriticCnnPolicy(ElmurActorCriticPolicy):
+    """ELMUR policy for image observations (NatureCNN features); see :class:`ElmurActorCriticPolicy`."""
+
+    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+class ElmurMultiInputActorCriticPolicy(ElmurActorCriticPolicy):
+    """ELMUR policy for Dict observations (CombinedExtractor features); see :class:`ElmurActorCriticPolicy`."""
+
+    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+__all__ = [
+    "ElmurActorCriticCnnPolicy",
+    "ElmurActorCriticPolicy",
+    "ElmurMultiInputActorCriticPolicy",
+    "check_observation_space",
+    "is_image_space",
+]

@@ -1,0 +1,102 @@
+"""ElmurPPO's training forward reproduces its acting forward exactly (PPO ratio 1 at lr = 0)."""
+
+import numpy as np
+import pytest
+import torch as th
+from envs import RandomLengthEnv
+from stable_baselines3.common.env_util import make_vec_env
+
+from sb3_elmur import ElmurPPO
+from sb3_elmur.elmur import validate_segment_layout
+
+CRITICS = {
+    "separate critic backbone": {},
+    "shared backbone": {"shared_backbone": True, "enable_critic_backbone": False},
+    "critic without memory": {"enable_critic_backbone": False},
+}
+
+
+def make_model(critic: dict, n_envs: int = 3, n_steps: int = 17, **kwargs) -> ElmurPPO:
+    env = make_vec_env(RandomLengthEnv, n_envs=n_envs, seed=0)
+    elmur = {"d_model": 16, "n_layers": 2, "n_heads": 2, "segment_len": 5, "n_slots": 2, "lru_lambda": 0.5}
+    return ElmurPPO(
+        "MlpElmurPolicy",
+        env,
+        n_steps=n_steps,  # K = 5 does not divide n_steps = 17: segments cross rollout boundaries
+        batch_size=20,
+        seed=0,
+        policy_kwargs={"elmur_kwargs": elmur, "net_arch": [16], **critic},
+        **{"learning_rate": 0.0, "n_epochs": 1, **kwargs},
+    )
+
+
+def recompute(model: ElmurPPO) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Old and recomputed log-probs and values of every step of the last rollout."""
+    old_lp, new_lp, old_v, new_v, n_steps = [], [], [], [], 0
+    with th.no_grad():
+        for batch in model.rollout_buffer.get(model.batch_size):
+            validate_segment_layout(batch.observations.timesteps, model.policy.segment_len)
+            actions = batch.actions.long().flatten()
+            values, log_prob, _ = model.policy.evaluate_actions(batch.observations, actions)
+            old_lp.append(batch.old_log_prob.numpy())
+            new_lp.append(log_prob.numpy())
+            old_v.append(batch.old_values.numpy())
+            new_v.append(values.flatten().numpy())
+            n_steps += int(batch.observations.mask.sum())
+    return (*(np.concatenate(x) for x in (old_lp, new_lp, old_v, new_v)), n_steps)
+
+
+@pytest.mark.parametrize("critic", list(CRITICS))
+def test_training_forward_reproduces_acting(critic):
+    model = make_model(CRITICS[critic])
+    model.learn(5 * 17 * 3)  # 5 rollouts: envs at different phases, episodes crossing rollout boundaries
+    prefixes = model.rollout_buffer.prefix_length
+    assert prefixes.any(), "the test must cover segments cut by the rollout boundary"
+    old_lp, new_lp, old_v, new_v, n_steps = recompute(model)
+    assert n_steps == model.n_steps * model.n_envs, "every step of the rollout enters the loss exactly once"
+    assert np.abs(old_lp - new_lp).max() < 1e-5
+    assert np.abs(old_v - new_v).max() < 1e-5
+
+
+def test_first_epoch_reports_zero_kl_and_no_clipping():
+    model = make_model(CRITICS["separate critic backbone"])
+    logged = []
+    train = model.train
+
+    def train_and_record():
+        train()
+        logged.append((model.logger.name_to_value["train/approx_kl"], model.logger.name_to_value["train/clip_fraction"]))
+
+    model.train = train_and_record
+    model.learn(6 * 17 * 3)
+    assert len(logged) == 6
+    for approx_kl, clip_fraction in logged:
+        assert abs(approx_kl) < 1e-9
+        assert clip_fraction == 0.0
+
+
+def test_rollout_memory_is_stored_once_per_segment_start():
+    model = make_model(CRITICS["separate critic backbone"])
+    model.learn(3 * 17 * 3)
+    buffer = model.rollout_buffer
+    k = model.policy.segment_len
+    rollout = buffer.timesteps[k - 1 :]
+    stored = (buffer.memory_timestamps[0, k - 1 :] != -1).any(axis=(-1, -2))
+    # Memory is only written at segment starts (where a fresh episode's memory is still empty).
+    assert not (stored & (rollout % k != 0)).any()
+    assert stored[rollout % k == 0].any()
+
+
+def test_exact_after_updates_thanks_to_prefix_prefill():
+    """With lr > 0 the caches of segments cut by the rollout boundary are rebuilt with the new parameters."""
+    model = make_model(CRITICS["separate critic backbone"], learning_rate=3e-3)
+    model.learn(4 * 17 * 3)
+    from stable_baselines3.common.callbacks import CallbackList
+
+    callback = CallbackList([])
+    callback.init_callback(model)
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+    assert model.rollout_buffer.prefix_length.any()
+    old_lp, new_lp, old_v, new_v, _ = recompute(model)
+    assert np.abs(old_lp - new_lp).max() < 1e-5
+    assert np.abs(old_v - new_v).max() < 1e-5
