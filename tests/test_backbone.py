@@ -242,7 +242,7 @@ def test_prefill_rebuilds_the_streaming_state_mid_segment(small_config):
         assert th.equal(prefilled.step, 2 * k + lengths)
         # Both states continue identically through the end of the segment and the commit.
         a, b = streamed_state, prefilled
-        for t in range(k + 2):
+        for _ in range(k + 2):
             x = th.randn(3, 6)
             out_a, a = net.step(x, a)
             out_b, b = net.step(x, b)

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-import torch as th
 from envs import RandomLengthEnv
+from ppo_utils import recompute
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_elmur import ElmurPPO
-from sb3_elmur.elmur import validate_segment_layout
 
 CRITICS = {
     "separate critic backbone": {},
@@ -28,22 +27,6 @@ def make_model(critic: dict, n_envs: int = 3, n_steps: int = 17, **kwargs) -> El
         policy_kwargs={"elmur_kwargs": elmur, "net_arch": [16], **critic},
         **{"learning_rate": 0.0, "n_epochs": 1, **kwargs},
     )
-
-
-def recompute(model: ElmurPPO) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Old and recomputed log-probs and values of every step of the last rollout."""
-    old_lp, new_lp, old_v, new_v, n_steps = [], [], [], [], 0
-    with th.no_grad():
-        for batch in model.rollout_buffer.get(model.batch_size):
-            validate_segment_layout(batch.observations.timesteps, model.policy.segment_len)
-            actions = batch.actions.long().flatten()
-            values, log_prob, _ = model.policy.evaluate_actions(batch.observations, actions)
-            old_lp.append(batch.old_log_prob.numpy())
-            new_lp.append(log_prob.numpy())
-            old_v.append(batch.old_values.numpy())
-            new_v.append(values.flatten().numpy())
-            n_steps += int(batch.observations.mask.sum())
-    return (*(np.concatenate(x) for x in (old_lp, new_lp, old_v, new_v)), n_steps)
 
 
 @pytest.mark.parametrize("critic", list(CRITICS))

@@ -216,7 +216,7 @@ class ElmurRolloutBufferMixin:
             "mask": th.as_tensor(loss, device=self.device),
             "rollout_index": th.as_tensor(rollout_index, device=self.device),
             "memories": memories,
-            "actions": flat(self.actions),
+            "actions": flat(self.actions.astype(np.float32, copy=False)),
             "values": flat(self.values).flatten(),
             "log_probs": flat(self.log_probs).flatten(),
             "advantages": flat(self.advantages).flatten(),

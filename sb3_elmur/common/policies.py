@@ -329,7 +329,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         if not isinstance(state, (tuple, list)) or len(state) != len(STATE_FIELDS):
             raise ValueError(
                 f"state must be the tuple of {len(STATE_FIELDS)} arrays {STATE_FIELDS} returned by predict() "
-                f"(or None for fresh envs), got {type(state).__name__} of length {len(state) if hasattr(state, '__len__') else '?'}"
+                f"(or None for fresh envs), got {type(state).__name__}"
             )
         expected = self.state_to_numpy(self.backbone_actor.initial_state(n_envs))
         for name, array, reference in zip(STATE_FIELDS, state, expected, strict=True):

@@ -1,0 +1,138 @@
+"""ElmurPPO as a drop-in RecurrentPPO: predict, callbacks, wrappers, logging, save/load."""
+
+import glob
+import zipfile
+
+import numpy as np
+import pytest
+import torch as th
+from envs import RecallEnv
+from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
+
+from sb3_elmur import ElmurPPO
+from sb3_elmur.common.policies import ElmurActorCriticPolicy
+
+TINY = {"elmur_kwargs": {"d_model": 16, "n_layers": 1, "n_heads": 2, "segment_len": 4, "n_slots": 2}, "net_arch": [16]}
+
+
+def make_model(n_envs: int = 2, **kwargs) -> ElmurPPO:
+    env = make_vec_env(RecallEnv, n_envs=n_envs, seed=0)
+    return ElmurPPO("MlpElmurPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, policy_kwargs=TINY, **kwargs)
+
+
+def stream_actions(model: ElmurPPO, observations: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
+    state, actions = None, []
+    for obs, start in zip(observations, starts, strict=True):
+        action, state = model.predict(obs, state=state, episode_start=start, deterministic=True)
+        actions.append(action)
+    return actions
+
+
+def test_predict_returns_numpy_state_and_carries_memory():
+    model = make_model()
+    obs = np.zeros((2, 2), dtype=np.float32)
+    action, state = model.predict(obs)
+    assert action.shape == (2,)
+    assert isinstance(state, tuple) and all(isinstance(a, np.ndarray) and a.shape[0] == 2 for a in state)
+    for _ in range(5):
+        _, state = model.predict(obs, state=state, episode_start=np.array([False, False]))
+    assert state[2].tolist() == [6, 6], "step counter advances"
+    assert (state[1] >= 0).any(), "a segment completed and memory was written"
+    _, reset = model.predict(obs, state=state, episode_start=np.array([True, False]))
+    assert reset[2].tolist() == [1, 7], "only env 0 restarts"
+    assert (reset[1][0] == -1).all() and np.array_equal(reset[1][1], state[1][1])
+
+
+def test_predict_single_observation():
+    model = make_model()
+    action, state = model.predict(np.zeros(2, dtype=np.float32), deterministic=True)
+    assert np.ndim(action) == 0 and state[0].shape[0] == 1
+
+
+def test_predict_rejects_bad_input():
+    model = make_model()
+    other = make_model()
+    obs = np.zeros((2, 2), dtype=np.float32)
+    _, state = model.predict(obs)
+    with pytest.raises(ValueError, match="(?i)observation"):
+        model.predict(np.zeros((2, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict(np.array([[np.nan, 0.0], [0.0, 0.0]], dtype=np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        model.predict(np.zeros((3, 2), dtype=np.float32), state=state)
+    with pytest.raises(ValueError, match="tuple"):
+        model.predict(obs, state=state[:3])
+    with pytest.raises(ValueError, match="another model"):
+        other.predict(obs, state=state)
+    with pytest.raises(ValueError, match="episode_start"):
+        model.predict(obs, state=state, episode_start=np.array([True]))
+
+
+def test_evaluate_policy_and_callbacks_with_progress_bar_and_tensorboard(tmp_path):
+    model = make_model(tensorboard_log=str(tmp_path / "tb"), verbose=0)
+    eval_env = make_vec_env(RecallEnv, n_envs=3, seed=1)
+    callbacks = [
+        EvalCallback(eval_env, n_eval_episodes=3, eval_freq=32, log_path=str(tmp_path / "eval"), verbose=0),
+        CheckpointCallback(save_freq=32, save_path=str(tmp_path / "ckpt"), name_prefix="elmur"),
+    ]
+    model.learn(128, callback=callbacks, progress_bar=True)
+    assert glob.glob(str(tmp_path / "ckpt" / "elmur_*_steps.zip"))
+    assert (tmp_path / "eval" / "evaluations.npz").exists()
+    mean, std = evaluate_policy(model, eval_env, n_eval_episodes=6)
+    assert 0.0 <= mean <= 1.0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = glob.glob(str(tmp_path / "tb" / "ElmurPPO_1" / "events.*"))
+    assert events
+    accumulator = EventAccumulator(events[0])
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    for key in ("rollout/ep_rew_mean", "time/fps", "train/approx_kl", "train/clip_fraction", "memory/slot_occupancy"):
+        assert key in tags, f"{key} missing from TensorBoard ({sorted(tags)})"
+
+
+def test_vecnormalize_and_subprocvecenv():
+    env = VecNormalize(make_vec_env(RecallEnv, n_envs=2, seed=0, vec_env_cls=SubprocVecEnv))
+    model = ElmurPPO("MlpElmurPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, policy_kwargs=TINY)
+    model.learn(64)
+    assert model.num_timesteps == 64
+    env.close()
+
+
+def test_save_load_same_predictions_and_other_env_count(tmp_path):
+    model = make_model()
+    model.learn(64)
+    path = tmp_path / "agent.zip"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive, archive.open("policy.pth") as file:
+        th.load(file, weights_only=True)  # only tensors in the .pth files
+    rng = np.random.default_rng(0)
+    observations = rng.normal(size=(12, 2, 2)).astype(np.float32)
+    starts = np.zeros((12, 2), dtype=bool)
+    starts[0] = True
+    starts[7, 1] = True
+    loaded = ElmurPPO.load(path)
+    assert loaded.policy.elmur_config == model.policy.elmur_config
+    for a, b in zip(stream_actions(model, observations, starts), stream_actions(loaded, observations, starts), strict=True):
+        assert np.array_equal(a, b)
+    # Load with a different number of envs and keep training.
+    more_envs = make_vec_env(RecallEnv, n_envs=5, seed=3)
+    resumed = ElmurPPO.load(path, env=more_envs)
+    resumed.learn(80, reset_num_timesteps=False)
+    assert resumed.num_timesteps == 64 + 80
+
+
+def test_policy_saved_alone_keeps_its_settings(tmp_path):
+    model = make_model()
+    model.policy.save(tmp_path / "policy.zip")
+    policy = ElmurActorCriticPolicy.load(tmp_path / "policy.zip")
+    assert policy.elmur_config == model.policy.elmur_config
+    assert policy.enable_critic_backbone == model.policy.enable_critic_backbone
+    obs = np.ones((2, 2), dtype=np.float32)
+    assert np.array_equal(policy.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    # States made by the original model are accepted by its reloaded copy.
+    _, state = model.predict(obs)
+    policy.predict(obs, state=state)
