@@ -57,7 +57,7 @@ def test_predict_rejects_bad_input():
     other = make_model()
     obs = np.zeros((2, 2), dtype=np.float32)
     _, state = model.predict(obs)
-    with pytest.raises(ValueError, match="(?i)observation"):
+    with pytest.raises(ValueError, match=r"(?i)observation"):
         model.predict(np.zeros((2, 5), dtype=np.float32))
     with pytest.raises(ValueError, match="NaN"):
         model.predict(np.array([[np.nan, 0.0], [0.0, 0.0]], dtype=np.float32))
@@ -81,7 +81,7 @@ def test_evaluate_policy_and_callbacks_with_progress_bar_and_tensorboard(tmp_pat
     model.learn(128, callback=callbacks, progress_bar=True)
     assert glob.glob(str(tmp_path / "ckpt" / "elmur_*_steps.zip"))
     assert (tmp_path / "eval" / "evaluations.npz").exists()
-    mean, std = evaluate_policy(model, eval_env, n_eval_episodes=6)
+    mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=6)
     assert 0.0 <= mean <= 1.0
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -75,7 +75,7 @@ def test_observation_spaces(name):
     ids=["Tuple", "nested Dict"],
 )
 def test_unsupported_observation_space_is_rejected_at_construction(space):
-    with pytest.raises((ValueError, NotImplementedError), match="(?i)observation"):
+    with pytest.raises((ValueError, NotImplementedError), match=r"(?i)observation"):
         env = make_vec_env(RandomLengthEnv, n_envs=1, env_kwargs={"observation_space": space})
         ElmurPPO("MultiInputElmurPolicy", env, policy_kwargs=TINY)
 
