@@ -59,7 +59,7 @@ def training_throughput(config: ElmurConfig, batch: int, n_segments: int, iterat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoints", type=int, nargs="+", default=[10, 1_000, 100_000, 1_000_000])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="episodes streamed side by side")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1], help="episodes streamed side by side")
     parser.add_argument("--train-batch", type=int, default=32, help="samples per training batch")
     parser.add_argument("--train-segments", type=int, default=3, help="segments per sample (S)")
     parser.add_argument("--iterations", type=int, default=10)

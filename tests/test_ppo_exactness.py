@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch as th
 from envs import RandomLengthEnv
 from ppo_utils import recompute
 from stable_baselines3.common.env_util import make_vec_env
@@ -83,3 +84,23 @@ def test_exact_after_updates_thanks_to_prefix_prefill():
     old_lp, new_lp, old_v, new_v, _ = recompute(model)
     assert np.abs(old_lp - new_lp).max() < 1e-5
     assert np.abs(old_v - new_v).max() < 1e-5
+
+
+@pytest.mark.parametrize("memory_bptt", [None, 1])
+def test_write_path_trains_through_memory_only_when_asked(memory_bptt):
+    """segments_per_sample=3 with memory_bptt=None trains the write path from PPO; memory_bptt=1 leaves it untouched."""
+    env = make_vec_env(RandomLengthEnv, n_envs=2, seed=0, env_kwargs={"min_len": 30, "max_len": 40})
+    elmur = {"d_model": 16, "n_layers": 1, "n_heads": 2, "segment_len": 4, "n_slots": 2, "memory_bptt": memory_bptt}
+    model = ElmurPPO(
+        "MlpElmurPolicy", env, n_steps=24, batch_size=24, n_epochs=1, learning_rate=1e-3, seed=0, segments_per_sample=3,
+        policy_kwargs={"elmur_kwargs": elmur, "net_arch": [16], "enable_critic_backbone": False},
+    )  # fmt: skip
+    write_path = {n: p.detach().clone() for n, p in model.policy.backbone_actor.named_parameters() if ".write." in n}
+    model.learn(48)
+    changed = [
+        n for n, p in model.policy.backbone_actor.named_parameters() if n in write_path and not th.equal(p, write_path[n])
+    ]
+    if memory_bptt is None:
+        assert changed, "the write attention must learn through memory"
+    else:
+        assert not changed, f"detached memory must leave the write path untouched, changed: {changed}"
