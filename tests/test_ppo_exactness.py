@@ -104,3 +104,18 @@ def test_write_path_trains_through_memory_only_when_asked(memory_bptt):
         assert changed, "the write attention must learn through memory"
     else:
         assert not changed, f"detached memory must leave the write path untouched, changed: {changed}"
+
+
+def test_minibatches_have_a_fixed_number_of_whole_samples():
+    model = make_model(CRITICS["separate critic backbone"])
+    model.learn(3 * 17 * 3)
+    k, s = model.policy.segment_len, model.segments_per_sample
+    batches = list(model.rollout_buffer.get(model.batch_size))
+    shapes = {tuple(b.observations.timesteps.shape) for b in batches}
+    assert shapes == {(model.rollout_buffer.samples_per_batch(model.batch_size), s * k)}
+    covered = sum(int(b.observations.mask.sum()) for b in batches)
+    assert covered == model.n_steps * model.n_envs
+    for batch in batches:  # a sample starts at a segment start; padding only at the end of a block
+        timesteps = batch.observations.timesteps
+        real = timesteps[:, 0] >= 0
+        assert (timesteps[real, 0] % k == 0).all()
