@@ -283,6 +283,16 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         return self.value_net(self.mlp_extractor.forward_critic(latent_vf))
 
     # ------------------------------------------------------------------ training (parallel path)
+    def _actor_latent(self, obs: SegmentBatch, memory_bptt: int | None = -1) -> tuple[th.Tensor, th.Tensor, MemoryState]:
+        """Features of every position, the actor's latent of the masked steps and the memory after the batch."""
+        batch, length = obs.timesteps.shape
+        features = self.extract_features(flatten_time(obs.observations))
+        pi_features = self._split(features)[0]
+        latent_pi, memory = self.backbone_actor(
+            pi_features.view(batch, length, -1), obs.timesteps, obs.memory_pi, memory_bptt=memory_bptt, check_layout=False
+        )
+        return features, latent_pi.flatten(0, 1)[obs.mask.flatten()], memory
+
     def evaluate_actions(  # type: ignore[override]
         self, obs: SegmentBatch, actions: th.Tensor
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
@@ -295,11 +305,8 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         """
         batch, length = obs.timesteps.shape
         mask = obs.mask.flatten()
-        pi_features, vf_features = self._split(self.extract_features(flatten_time(obs.observations)))
-        latent_pi, _ = self.backbone_actor(
-            pi_features.view(batch, length, -1), obs.timesteps, obs.memory_pi, check_layout=False
-        )
-        latent_pi = latent_pi.flatten(0, 1)[mask]
+        features, latent_pi, _ = self._actor_latent(obs)
+        vf_features = self._split(features)[1]
         if self.backbone_critic is not None:
             latent_vf, _ = self.backbone_critic(
                 vf_features.view(batch, length, -1), obs.timesteps, obs.memory_vf, check_layout=False
@@ -312,6 +319,21 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
         return values, distribution.log_prob(actions), distribution.entropy()
+
+    def evaluate_actor(
+        self, obs: SegmentBatch, actions: th.Tensor, memory_bptt: int | None = -1
+    ) -> tuple[th.Tensor, th.Tensor | None, MemoryState]:
+        """
+        Log-probabilities and entropy of the masked steps under the actor alone (behaviour cloning),
+        and the actor memory after the batch (to carry into the next segments).
+
+        :param obs: The batch layout.
+        :param actions: Actions of the masked steps, in ``obs.mask`` order.
+        :param memory_bptt: Override of the backbone's ``memory_bptt`` (-1: the config's).
+        """
+        _, latent_pi, memory = self._actor_latent(obs, memory_bptt)
+        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
+        return distribution.log_prob(actions), distribution.entropy(), memory
 
     # ------------------------------------------------------------------ predict (numpy API)
     def state_to_numpy(self, state: StreamState) -> tuple[np.ndarray, ...]:

@@ -4,8 +4,22 @@ import gymnasium as gym
 
 from sb3_elmur.envs.masked_velocity import MaskVelocityWrapper, make_cartpole_no_velocity
 from sb3_elmur.envs.popgym import make_popgym
+from sb3_elmur.envs.tmaze import TMazeEnv, TMazeOracle, TMazeVecEnv, evaluate_tmaze, tmaze_oracle
 
 if "CartPoleNoVel-v1" not in gym.registry:
     gym.register("CartPoleNoVel-v1", entry_point="sb3_elmur.envs.masked_velocity:make_cartpole_no_velocity")
+if "TMaze-v0" not in gym.registry:
+    gym.register(
+        "TMaze-v0", entry_point="sb3_elmur.envs.tmaze:TMazeEnv", max_episode_steps=None, kwargs={"corridor_length": 10}
+    )
 
-__all__ = ["MaskVelocityWrapper", "make_cartpole_no_velocity", "make_popgym"]
+__all__ = [
+    "MaskVelocityWrapper",
+    "TMazeEnv",
+    "TMazeOracle",
+    "TMazeVecEnv",
+    "evaluate_tmaze",
+    "make_cartpole_no_velocity",
+    "make_popgym",
+    "tmaze_oracle",
+]

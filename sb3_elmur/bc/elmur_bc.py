@@ -1,0 +1,240 @@
+"""
+Behaviour cloning of an ELMUR policy (the paper trains offline).
+
+Every trajectory is laid out in blocks of K steps from its first step; a batch of trajectories is
+processed S segments at a time with the backbone's parallel path, memory carried from chunk to chunk
+(gradient through memory inside a chunk per ``memory_bptt``; detached between chunks: truncated
+backpropagation through time). The loss is the negative log-likelihood of the expert actions on the
+real steps (padding masked). AdamW, linear warm-up then cosine decay, gradient clipping, a progress
+bar, TensorBoard, checkpoints and resume. The trained policy stays inside its ElmurPPO model: save it
+with ``model.save`` and fine-tune it with ``ElmurPPO.load(...).learn(...)``.
+"""
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.utils import set_random_seed
+
+from sb3_elmur.common.policies import ElmurActorCriticPolicy
+from sb3_elmur.common.type_aliases import SegmentBatch
+from sb3_elmur.data.trajectories import TrajectoryDataset
+from sb3_elmur.elmur import segment_blocks
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int, final_fraction: float = 0.0):
+    """Learning-rate multiplier: linear warm-up over ``warmup_steps``, then cosine decay to ``final_fraction``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class ElmurBC:
+    """
+    Behaviour-cloning trainer for the actor of an :class:`~sb3_elmur.ElmurPPO` model.
+
+    :param model: The model whose ``policy`` (an ElmurActorCriticPolicy) is trained in place.
+    :param dataset: Expert trajectories (each starting at an episode start).
+    :param segments_per_sample: S, segments per chunk (gradient may cross memory inside a chunk).
+    :param batch_size: Trajectories per gradient step.
+    :param learning_rate: Peak learning rate of AdamW.
+    :param weight_decay: AdamW weight decay.
+    :param warmup_steps: Linear warm-up steps.
+    :param max_grad_norm: Gradient clipping norm.
+    :param memory_bptt: Override of the backbone's ``memory_bptt`` during training (-1: keep the config).
+    :param ent_coef: Entropy bonus coefficient.
+    :param tensorboard_log: Folder for TensorBoard logs (None: no logging).
+    :param seed: Seed of the batch order (and of torch/numpy when given).
+    """
+
+    def __init__(
+        self,
+        model: BaseAlgorithm,
+        dataset: TrajectoryDataset,
+        segments_per_sample: int = 3,
+        batch_size: int = 64,
+        learning_rate: float = 3e-4,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 50,
+        max_grad_norm: float = 1.0,
+        memory_bptt: int | None = -1,
+        ent_coef: float = 0.0,
+        tensorboard_log: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(model.policy, ElmurActorCriticPolicy):
+            raise ValueError(f"ElmurBC trains ELMUR policies, got {type(model.policy).__name__}")
+        if segments_per_sample < 1 or batch_size < 1:
+            raise ValueError("segments_per_sample and batch_size must be >= 1")
+        dataset.validate(model.observation_space, model.action_space)
+        self.model = model
+        self.policy: ElmurActorCriticPolicy = model.policy
+        self.dataset = dataset
+        self.segments_per_sample = segments_per_sample
+        self.batch_size = min(batch_size, dataset.n_episodes)
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.warmup_steps = warmup_steps
+        self.max_grad_norm = max_grad_norm
+        self.memory_bptt = memory_bptt
+        self.ent_coef = ent_coef
+        self.tensorboard_log = tensorboard_log
+        # Batch order derives from (seed, update index): a resumed run draws the same batches.
+        self.seed = int(np.random.SeedSequence().entropy % 2**62) if seed is None else seed
+        if seed is not None:
+            set_random_seed(seed)
+        self.k = self.policy.segment_len
+        self.blocks = [segment_blocks(np.arange(n), self.k) for n in dataset.episode_lengths]
+        self.optimizer = th.optim.AdamW(self.policy.parameters(), lr=learning_rate, weight_decay=weight_decay)
+        self.scheduler: th.optim.lr_scheduler.LambdaLR | None = None
+        self.num_updates = 0
+        self.total_updates = 0
+        self._writer: Any = None
+
+    # ------------------------------------------------------------------ data
+    def _batch(self, episodes: np.ndarray) -> tuple[Any, th.Tensor, th.Tensor, th.Tensor]:
+        """Observations, timesteps and mask ``[B, n_blocks*K]`` and the actions of the masked steps."""
+        n_blocks = max(self.blocks[e].shape[0] for e in episodes)
+        n_blocks += (-n_blocks) % self.segments_per_sample
+        starts = self.dataset.episode_starts
+        index = np.full((len(episodes), n_blocks * self.k), -1, dtype=np.int64)
+        for row, episode in enumerate(episodes):
+            blocks = self.blocks[episode]
+            flat = np.where(blocks >= 0, blocks + starts[episode], -1).reshape(-1)
+            index[row, : flat.size] = flat
+        valid = index >= 0
+        safe = np.where(valid, index, 0)
+        device = self.policy.device
+        timesteps = np.where(valid, safe - starts[episodes][:, None], -1)
+
+        def gather(array: np.ndarray) -> th.Tensor:
+            return th.as_tensor(array[safe], device=device)
+
+        obs = self.dataset.observations
+        observations = {k: gather(v) for k, v in obs.items()} if isinstance(obs, dict) else gather(obs)
+        actions = th.as_tensor(self.dataset.actions[safe[valid]], device=device).float()
+        if isinstance(self.model.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        return observations, th.as_tensor(timesteps, device=device), th.as_tensor(valid, device=device), actions
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, episodes: np.ndarray) -> dict[str, float]:
+        """One gradient step on a batch of trajectories (processed S segments at a time)."""
+        self.policy.set_training_mode(True)
+        observations, timesteps, valid, actions = self._batch(episodes)
+        chunk = self.segments_per_sample * self.k
+        memory = self.policy.backbone_actor.initial_memory(len(episodes))
+        n_valid = int(valid.sum())
+        self.optimizer.zero_grad()
+        nll_total, entropy_total = 0.0, 0.0
+        for start in range(0, timesteps.shape[1], chunk):
+            window = slice(start, start + chunk)
+            mask = valid[:, window]
+            n_chunk = int(mask.sum())
+            if n_chunk == 0:
+                break
+            obs = (
+                {k: v[:, window] for k, v in observations.items()}
+                if isinstance(observations, dict)
+                else observations[:, window]
+            )
+            batch = SegmentBatch(obs, timesteps[:, window], mask, memory.detach())
+            chunk_actions = actions[self._chunk_order(valid, window)]
+            log_prob, entropy, memory = self.policy.evaluate_actor(batch, chunk_actions, memory_bptt=self.memory_bptt)
+            loss = -log_prob.sum() / n_valid
+            if self.ent_coef and entropy is not None:
+                loss = loss - self.ent_coef * entropy.sum() / n_valid
+            loss.backward()
+            nll_total += float(-log_prob.detach().sum())
+            entropy_total += float(entropy.detach().sum()) if entropy is not None else 0.0
+        grad_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.num_updates += 1
+        return {
+            "bc/nll": nll_total / n_valid,
+            "bc/entropy": entropy_total / n_valid,
+            "bc/grad_norm": float(grad_norm),
+            "bc/learning_rate": self.optimizer.param_groups[0]["lr"],
+        }
+
+    @staticmethod
+    def _chunk_order(valid: th.Tensor, window: slice) -> th.Tensor:
+        """Indices into the batch's actions (real steps, row by row) of one chunk's real steps, row by row."""
+        flat_index = th.cumsum(valid.flatten().long(), 0).view_as(valid) - 1
+        return flat_index[:, window][valid[:, window]]
+
+    def learn(self, n_updates: int, progress_bar: bool = True, log_interval: int = 10) -> BaseAlgorithm:
+        """
+        Train for ``n_updates`` gradient steps (continuing from a resumed checkpoint if any).
+
+        :param n_updates: Total gradient steps of the schedule.
+        :param progress_bar: Show a tqdm progress bar.
+        :param log_interval: TensorBoard logging period (updates).
+        :return: The model, with its policy trained.
+        """
+        self.total_updates = n_updates
+        if self.scheduler is None:
+            self.scheduler = th.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(self.warmup_steps, n_updates))
+        if self.tensorboard_log is not None and self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(self.tensorboard_log)
+        progress = None
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=n_updates, initial=self.num_updates, unit="update", desc="behaviour cloning")
+        while self.num_updates < n_updates:
+            rng = np.random.default_rng((self.seed, self.num_updates))
+            episodes = rng.choice(self.dataset.n_episodes, size=self.batch_size, replace=False)
+            stats = self.train_step(episodes)
+            if self._writer is not None and self.num_updates % log_interval == 0:
+                for key, value in stats.items():
+                    self._writer.add_scalar(key, value, self.num_updates)
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(nll=f"{stats['bc/nll']:.4f}")
+        if progress is not None:
+            progress.close()
+        if self._writer is not None:
+            self._writer.flush()
+        return self.model
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Save the model (``<path>.zip``, loadable by ElmurPPO) and the trainer state (``<path>.pth``, tensors only)."""
+        path = Path(path)
+        self.model.save(path.with_suffix(".zip"))
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "num_updates": th.tensor(self.num_updates),
+            "total_updates": th.tensor(self.total_updates),
+            "seed": th.tensor(self.seed),
+        }
+        th.save(state, path.with_suffix(".pth"))
+
+    def resume(self, path: str | Path) -> None:
+        """Restore the policy weights and the trainer state saved by :meth:`save_checkpoint`."""
+        path = Path(path)
+        self.model.set_parameters(str(path.with_suffix(".zip")), exact_match=True, device=self.policy.device)
+        state = th.load(path.with_suffix(".pth"), weights_only=True)
+        self.num_updates = int(state["num_updates"])
+        self.total_updates = int(state["total_updates"])
+        self.seed = int(state["seed"])
+        if state["scheduler"]:
+            # The scheduler first (its constructor sets the learning rate), then the saved optimizer state.
+            self.scheduler = th.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(self.warmup_steps, self.total_updates))
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -1,0 +1,5 @@
+"""Offline data: trajectory datasets, expert collection and file formats."""
+
+from sb3_elmur.data.trajectories import DatasetError, TrajectoryDataset, collect_trajectories
+
+__all__ = ["DatasetError", "TrajectoryDataset", "collect_trajectories"]

@@ -1,0 +1,229 @@
+"""Trajectory datasets for behaviour cloning: in memory, collected from an expert, stored as .npz."""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+NumpyObs = np.ndarray | dict[str, np.ndarray]
+NPZ_FORMAT = "sb3_elmur.trajectories/1"
+
+
+class DatasetError(ValueError):
+    """A dataset is malformed; the message says exactly what is wrong."""
+
+
+@dataclass
+class TrajectoryDataset:
+    """
+    Episodes stored back to back, with the length of each.
+
+    :param observations: ``[n_steps, *obs_shape]`` (a dict of those for Dict observations): the
+        observation each action was taken on.
+    :param actions: ``[n_steps, *action_shape]``.
+    :param rewards: ``[n_steps]``.
+    :param episode_lengths: ``[n_episodes]``, positive, summing to ``n_steps``.
+    :param terminated: ``[n_episodes]`` bool, True where the episode ended by termination (not a time limit).
+    :param metadata: Free-form JSON-serialisable information (env id, expert, ...).
+    """
+
+    observations: NumpyObs
+    actions: np.ndarray
+    rewards: np.ndarray
+    episode_lengths: np.ndarray
+    terminated: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def n_episodes(self) -> int:
+        return int(self.episode_lengths.shape[0])
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def episode_starts(self) -> np.ndarray:
+        """Index of the first step of every episode."""
+        return np.concatenate([[0], np.cumsum(self.episode_lengths)[:-1]]).astype(np.int64)
+
+    def observation_arrays(self) -> dict[str, np.ndarray]:
+        return self.observations if isinstance(self.observations, dict) else {"": self.observations}
+
+    def validate(self, observation_space: spaces.Space | None = None, action_space: spaces.Space | None = None) -> None:
+        """
+        Check shapes, dtypes, lengths and values; raise :class:`DatasetError` naming the problem.
+
+        :param observation_space: If given, observations must match its shape.
+        :param action_space: If given, actions must match its shape and lie inside it.
+        """
+        lengths = np.asarray(self.episode_lengths)
+        if lengths.ndim != 1 or lengths.size == 0:
+            raise DatasetError(f"episode_lengths must be a non-empty 1-D array, got shape {lengths.shape}")
+        if not np.issubdtype(lengths.dtype, np.integer) or (lengths <= 0).any():
+            raise DatasetError("episode_lengths must be positive integers")
+        total = int(lengths.sum())
+        fields = {"actions": self.actions, "rewards": self.rewards}
+        fields.update({f"observations{'/' + k if k else ''}": v for k, v in self.observation_arrays().items()})
+        for name, array in fields.items():
+            if not isinstance(array, np.ndarray):
+                raise DatasetError(f"{name} must be a numpy array, got {type(array).__name__}")
+            if array.shape[:1] != (total,):
+                raise DatasetError(
+                    f"{name} has {array.shape[0] if array.ndim else 0} steps but episode_lengths sum to {total}"
+                )
+            if array.dtype.kind not in "biuf":
+                raise DatasetError(f"{name} has unsupported dtype {array.dtype}")
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                bad = int(np.argwhere(~np.isfinite(array.reshape(total, -1)))[0, 0])
+                raise DatasetError(f"{name} contains NaN or infinite values (first at step {bad})")
+        if self.rewards.ndim != 1:
+            raise DatasetError(f"rewards must have shape [n_steps], got {self.rewards.shape}")
+        if np.asarray(self.terminated).shape != lengths.shape:
+            raise DatasetError(f"terminated must have one entry per episode ({lengths.size}), got {np.shape(self.terminated)}")
+        if observation_space is not None:
+            expected = observation_space.spaces if isinstance(observation_space, spaces.Dict) else {"": observation_space}
+            arrays = self.observation_arrays()
+            if set(expected) != set(arrays):
+                raise DatasetError(f"observation keys {sorted(arrays)} do not match the space's {sorted(expected)}")
+            for key, space in expected.items():
+                shape = (1,) if isinstance(space, spaces.Discrete) else space.shape
+                got = arrays[key].shape[1:] or (1,)
+                if tuple(got) != tuple(shape):
+                    raise DatasetError(f"observations{'/' + key if key else ''} have shape {got}, the space has {shape}")
+        if action_space is not None:
+            actions = self.actions.reshape(total, *(action_space.shape or ()))
+            outside = [i for i in range(total) if not action_space.contains(actions[i].astype(action_space.dtype))]
+            if outside:
+                raise DatasetError(
+                    f"{len(outside)} actions lie outside the action space {action_space} (first at step {outside[0]})"
+                )
+
+    def episode(self, index: int) -> dict[str, Any]:
+        """Observations, actions and rewards of one episode."""
+        start = int(self.episode_starts[index])
+        window = slice(start, start + int(self.episode_lengths[index]))
+        obs = (
+            {k: v[window] for k, v in self.observations.items()}
+            if isinstance(self.observations, dict)
+            else self.observations[window]
+        )
+        return {"observations": obs, "actions": self.actions[window], "rewards": self.rewards[window]}
+
+    # ------------------------------------------------------------------ .npz
+    def save_npz(self, path: str | Path) -> None:
+        """Write the dataset to a compressed ``.npz`` file (no pickled objects)."""
+        arrays = {f"observations{'/' + k if k else ''}": v for k, v in self.observation_arrays().items()}
+        arrays.update(
+            actions=self.actions,
+            rewards=self.rewards,
+            episode_lengths=self.episode_lengths,
+            terminated=self.terminated,
+            format=np.array(NPZ_FORMAT),
+            metadata=np.array(json.dumps(self.metadata)),
+        )
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load_npz(cls, path: str | Path) -> "TrajectoryDataset":
+        """
+        Read a dataset written by :meth:`save_npz`, validating it.
+
+        :param path: File path.
+        :raises DatasetError: for a file that is not such a dataset or is inconsistent.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                contents = {key: data[key] for key in data.files}
+        except (OSError, ValueError, EOFError) as error:
+            raise DatasetError(f"{path}: not a readable .npz file ({error})") from error
+        if contents.get("format") is None or str(contents["format"]) != NPZ_FORMAT:
+            raise DatasetError(f"{path}: not an sb3_elmur trajectory file (missing format tag {NPZ_FORMAT!r})")
+        missing = [k for k in ("actions", "rewards", "episode_lengths", "terminated") if k not in contents]
+        if missing:
+            raise DatasetError(f"{path}: missing arrays {missing}")
+        obs_keys = sorted(k for k in contents if k == "observations" or k.startswith("observations/"))
+        if not obs_keys:
+            raise DatasetError(f"{path}: missing observations")
+        if obs_keys == ["observations"]:
+            observations: NumpyObs = contents["observations"]
+        else:
+            observations = {k.split("/", 1)[1]: contents[k] for k in obs_keys}
+        return cls(
+            observations=observations,
+            actions=contents["actions"],
+            rewards=contents["rewards"],
+            episode_lengths=contents["episode_lengths"],
+            terminated=contents["terminated"].astype(bool),
+            metadata=json.loads(str(contents.get("metadata", "{}"))),
+        )
+
+
+Expert = Callable[[NumpyObs, np.ndarray], np.ndarray] | Any
+
+
+def collect_trajectories(
+    env: VecEnv, expert: Expert, n_episodes: int, deterministic: bool = True, progress_bar: bool = False
+) -> TrajectoryDataset:
+    """
+    Run an expert on a vectorized env and record ``n_episodes`` complete episodes.
+
+    :param env: SB3 VecEnv (auto-resetting).
+    :param expert: An object with SB3's recurrent ``predict(obs, state, episode_start, deterministic)``
+        (an SB3 model, an oracle), or a callable ``expert(observations, episode_starts) -> actions``.
+    :param n_episodes: Episodes to record (episodes still running at the end are discarded, never cut).
+    :param deterministic: Passed to ``predict``.
+    :param progress_bar: Show a tqdm progress bar.
+    """
+    n_envs = env.num_envs
+    running: list[list[tuple[Any, np.ndarray, float]]] = [[] for _ in range(n_envs)]
+    finished: list[tuple[list[tuple[Any, np.ndarray, float]], bool]] = []
+    obs = env.reset()
+    starts = np.ones(n_envs, dtype=bool)
+    state = None
+    progress = None
+    if progress_bar:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=n_episodes, unit="episode", desc="collecting")
+    while len(finished) < n_episodes:
+        if hasattr(expert, "predict"):
+            actions, state = expert.predict(obs, state=state, episode_start=starts, deterministic=deterministic)
+        else:
+            actions = expert(obs, starts)
+        actions = np.asarray(actions)
+        new_obs, rewards, dones, infos = env.step(actions)
+        for i in range(n_envs):
+            step_obs = {k: v[i] for k, v in obs.items()} if isinstance(obs, dict) else obs[i]
+            running[i].append((step_obs, actions[i], float(rewards[i])))
+            if dones[i]:
+                finished.append((running[i], not infos[i].get("TimeLimit.truncated", False)))
+                running[i] = []
+                if progress is not None:
+                    progress.update(1)
+        obs, starts = new_obs, dones
+    if progress is not None:
+        progress.close()
+    episodes = finished[:n_episodes]
+    steps = [step for episode, _ in episodes for step in episode]
+    first = steps[0][0]
+    if isinstance(first, dict):
+        observations: NumpyObs = {k: np.stack([s[0][k] for s in steps]) for k in first}
+    else:
+        observations = np.stack([s[0] for s in steps])
+    return TrajectoryDataset(
+        observations=observations,
+        actions=np.stack([s[1] for s in steps]),
+        rewards=np.array([s[2] for s in steps], dtype=np.float32),
+        episode_lengths=np.array([len(e) for e, _ in episodes], dtype=np.int64),
+        terminated=np.array([t for _, t in episodes], dtype=bool),
+        metadata={"n_envs": n_envs, "expert": type(expert).__name__},
+    )
