@@ -24,7 +24,7 @@ def setup(length: int = 14, n_episodes: int = 64):
 
 def test_bc_learns_a_cue_recalled_several_chunks_later(tmp_path):
     """Length 14, K = 4, S = 2: the cue crosses a chunk boundary where memory is carried (detached)."""
-    env, data, model = setup()
+    _, data, model = setup()
     trainer = ElmurBC(model, data, segments_per_sample=2, batch_size=32, learning_rate=2e-3, warmup_steps=5, seed=0,
                       tensorboard_log=str(tmp_path / "tb"))  # fmt: skip
     trainer.learn(60, progress_bar=False)

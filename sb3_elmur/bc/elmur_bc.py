@@ -235,6 +235,7 @@ class ElmurBC:
         self.seed = int(state["seed"])
         if state["scheduler"]:
             # The scheduler first (its constructor sets the learning rate), then the saved optimizer state.
-            self.scheduler = th.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(self.warmup_steps, self.total_updates))
+            schedule = warmup_cosine(self.warmup_steps, self.total_updates)
+            self.scheduler = th.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
             self.scheduler.load_state_dict(state["scheduler"])
         self.optimizer.load_state_dict(state["optimizer"])
