@@ -8,7 +8,6 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
     CombinedExtractor,
@@ -448,5 +447,4 @@ __all__ = [
     "ElmurActorCriticPolicy",
     "ElmurMultiInputActorCriticPolicy",
     "check_observation_space",
-    "is_image_space",
 ]
