@@ -136,3 +136,13 @@ def test_policy_saved_alone_keeps_its_settings(tmp_path):
     # States made by the original model are accepted by its reloaded copy.
     _, state = model.predict(obs)
     policy.predict(obs, state=state)
+
+
+def test_predict_never_modifies_the_state_it_was_given():
+    model = make_model()
+    obs = np.ones((2, 2), dtype=np.float32)
+    _, state = model.predict(obs)
+    snapshot = tuple(a.copy() for a in state)
+    model.predict(obs, state=state)
+    model.predict(obs, state=state)
+    assert all(np.array_equal(a, b) for a, b in zip(state, snapshot, strict=True))

@@ -363,7 +363,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         if not np.all(np.asarray(state[-1]) == int(self.state_signature)):
             raise ValueError("state was produced by another model: pass state=None to start fresh with this model")
         tensors = [
-            th.as_tensor(np.asarray(array), device=self.device, dtype=reference.dtype)
+            th.tensor(np.asarray(array), device=self.device, dtype=reference.dtype)  # a copy: acting updates it in place
             for array, reference in zip(state[:-1], self.backbone_actor.initial_state(n_envs).tensors(), strict=True)
         ]
         return StreamState.from_tensors(tuple(tensors))
