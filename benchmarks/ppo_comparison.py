@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
@@ -29,11 +30,11 @@ from sb3_elmur import ElmurPPO
 from sb3_elmur.envs import make_popgym
 
 ENVS = [
-    "CartPoleNoVel-v1",
     "popgym-RepeatPreviousEasy-v0",
     "popgym-RepeatFirstEasy-v0",
     "popgym-CountRecallEasy-v0",
     "popgym-AutoencodeEasy-v0",
+    "CartPoleNoVel-v1",
 ]
 PPO_SETTINGS = {
     "n_steps": 128,
@@ -75,7 +76,9 @@ def agent(algo: str, env: Any, seed: int, width: int) -> Any:
 def make_env(env_id: str, n_envs: int, seed: int) -> VecNormalize:
     maker = make_popgym if env_id.startswith("popgym-") else env_id
     kwargs = {"env_id": env_id} if env_id.startswith("popgym-") else {}
-    return VecNormalize(make_vec_env(maker, n_envs=n_envs, seed=seed, env_kwargs=kwargs))
+    env = make_vec_env(maker, n_envs=n_envs, seed=seed, env_kwargs=kwargs)
+    # Observations are normalized when they are Box (VecNormalize rejects the others); rewards always.
+    return VecNormalize(env, norm_obs=isinstance(env.observation_space, spaces.Box))
 
 
 def run(env_id: str, algo: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -90,7 +93,8 @@ def run(env_id: str, algo: str, seed: int, args: argparse.Namespace) -> dict[str
         start = time.perf_counter()
         model.learn(args.eval_freq, reset_num_timesteps=False)
         train_seconds += time.perf_counter() - start
-        eval_env.obs_rms = env.obs_rms
+        if env.norm_obs:
+            eval_env.obs_rms = env.obs_rms
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
         curve.append((model.num_timesteps, float(mean)))
     env.close()

@@ -66,7 +66,8 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
     :param net_arch: Sizes of the actor/critic MLP heads on top of the backbone.
     :param activation_fn: Activation of the MLP heads.
     :param ortho_init: Orthogonal initialisation of the features extractor and heads (the backbone
-        keeps its own initialisation).
+        keeps its own). Off by default, unlike SB3: its 0.01-gain action head starves the backbone of
+        gradient (T-Maze behaviour cloning: turn NLL 0.72 with it, 0.05 without, after 150 updates).
     :param use_sde: Generalised state-dependent exploration (Box actions).
     :param log_std_init: Initial log standard deviation.
     :param full_std: gSDE: (n_features x n_actions) std parameters instead of (n_features,).
@@ -94,7 +95,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         lr_schedule: Schedule,
         net_arch: list[int] | dict[str, list[int]] | None = None,
         activation_fn: type[nn.Module] = nn.Tanh,
-        ortho_init: bool = True,
+        ortho_init: bool = False,
         use_sde: bool = False,
         log_std_init: float = 0.0,
         full_std: bool = True,
