@@ -146,3 +146,18 @@ def test_predict_never_modifies_the_state_it_was_given():
     model.predict(obs, state=state)
     model.predict(obs, state=state)
     assert all(np.array_equal(a, b) for a, b in zip(state, snapshot, strict=True))
+
+
+def test_predict_stream_equals_predict():
+    model = make_model()
+    rng = np.random.default_rng(1)
+    state_np, state_th = None, None
+    for t in range(9):
+        obs = rng.normal(size=(2, 2)).astype(np.float32)
+        starts = np.array([t == 0, t in (0, 5)])
+        a, state_np = model.predict(obs, state=state_np, episode_start=starts, deterministic=True)
+        b, state_th = model.policy.predict_stream(obs, state_th, starts, deterministic=True)
+        assert np.array_equal(a, b)
+    assert all(np.allclose(x, y.numpy()) for x, y in zip(state_np[:-1], state_th.tensors(), strict=True))
+    with pytest.raises(ValueError, match="holds 2 env"):
+        model.policy.predict_stream(np.zeros((3, 2), dtype=np.float32), state_th)

@@ -385,11 +385,35 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         :param deterministic: Greedy actions.
         :return: The actions and the new state (a tuple of numpy arrays, one row per env).
         """
+        n_envs = _n_observations(self, observation)
+        stream = None if state is None else self.state_from_numpy(state, n_envs)
+        actions, stream = self.predict_stream(observation, stream, episode_start, deterministic)
+        return actions, self.state_to_numpy(stream)
+
+    def predict_stream(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: StreamState | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, StreamState]:
+        """
+        :meth:`predict` with the state kept as torch tensors (updated in place, never copied to numpy):
+        the fast way to run long evaluations (e.g. T-Maze corridors of 10^6 steps).
+
+        :param observation: Observation(s).
+        :param state: The state returned by the previous call, or None to start fresh.
+        :param episode_start: ``[n_envs]`` bools; True resets that env's memory before acting.
+        :param deterministic: Greedy actions.
+        """
         self.set_training_mode(False)
         _check_finite(observation)
         obs_tensor, vectorized_env = self.obs_to_tensor(observation)
         n_envs = (next(iter(obs_tensor.values())) if isinstance(obs_tensor, dict) else obs_tensor).shape[0]
-        stream = self.backbone_actor.initial_state(n_envs) if state is None else self.state_from_numpy(state, n_envs)
+        if state is None:
+            state = self.backbone_actor.initial_state(n_envs)
+        elif state.batch_size != n_envs:
+            raise ValueError(f"state holds {state.batch_size} env(s) but {n_envs} observation(s) were given")
         if episode_start is None:
             episode_start = np.zeros(n_envs, dtype=bool)
         episode_start = np.asarray(episode_start).reshape(-1)
@@ -397,7 +421,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             raise ValueError(f"episode_start must have one entry per env ({n_envs}), got shape {episode_start.shape}")
         with th.no_grad():
             starts = th.as_tensor(episode_start.astype(bool), device=self.device)
-            distribution, stream = self.get_distribution(obs_tensor, stream, starts)
+            distribution, state = self.get_distribution(obs_tensor, state, starts)
             actions = distribution.get_actions(deterministic=deterministic)
         actions = actions.cpu().numpy().reshape((-1, *self.action_space.shape))  # type: ignore[misc]
         if isinstance(self.action_space, spaces.Box):
@@ -407,7 +431,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
                 actions = np.clip(actions, self.action_space.low, self.action_space.high)
         if not vectorized_env:
             actions = actions.squeeze(axis=0)
-        return actions, self.state_to_numpy(stream)
+        return actions, state
 
     def memory_statistics(self, states: ElmurStates) -> dict[str, float]:
         """Occupancy, age and norm of the actor's memory slots (for logging)."""
@@ -419,6 +443,18 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             stats["mean_slot_age"] = (now - memory.timestamps)[occupied].float().mean().item()
             stats["mean_slot_norm"] = memory.vectors.norm(dim=-1)[occupied].mean().item()
         return stats
+
+
+def _n_observations(policy: ElmurActorCriticPolicy, observation: np.ndarray | dict[str, np.ndarray]) -> int:
+    """Number of envs in an observation batch (1 for a single observation)."""
+    space = policy.observation_space
+    if isinstance(observation, dict):
+        key = next(iter(space.spaces))  # type: ignore[attr-defined]
+        value, sub = np.asarray(observation[key]), space.spaces[key]  # type: ignore[attr-defined]
+    else:
+        value, sub = np.asarray(observation), space
+    single = len(sub.shape or ()) if not isinstance(sub, spaces.Discrete) else 0
+    return 1 if value.ndim == single else int(value.shape[0])
 
 
 def _check_finite(observation: np.ndarray | dict[str, np.ndarray]) -> None:
