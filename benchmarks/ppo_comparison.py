@@ -115,11 +115,11 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str
     lines = [
         f"Command: `{command}`",
         "",
-        f"{args.timesteps:,} steps, {args.n_envs} envs, seeds {args.seeds}, evaluation: {args.eval_episodes} episodes, "
-        "deterministic. Return: mean over seeds of the final evaluation (± std over seeds).",
+        f"{args.timesteps:,} steps, {args.n_envs} envs, evaluation: {args.eval_episodes} episodes, deterministic. "
+        "Return: mean over the seeds run of the final evaluation (± std over seeds).",
         "",
-        "| env | agent | parameters | final return | steps/s | steps/s vs RecurrentPPO |",
-        "|---|---|---:|---:|---:|---:|",
+        "| env | agent | parameters | seeds | final return | steps/s | steps/s vs RecurrentPPO |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for env_id in dict.fromkeys(r["env"] for r in results):
         rows = {algo: [r for r in results if r["env"] == env_id and r["algo"] == algo] for algo in names}
@@ -130,8 +130,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str
             finals = [r["final"] for r in runs]
             speed = np.mean([r["steps_per_s"] for r in runs])
             lines.append(
-                f"| {env_id} | {names[algo]} | {runs[0]['params']:,} | {np.mean(finals):.3f} ± {np.std(finals):.3f} "
-                f"| {speed:.0f} | {speed / lstm_speed:.2f}x |"
+                f"| {env_id} | {names[algo]} | {runs[0]['params']:,} | {len(runs)} "
+                f"| {np.mean(finals):.3f} ± {np.std(finals):.3f} | {speed:.0f} | {speed / lstm_speed:.2f}x |"
             )
     return "\n".join(lines) + "\n"
 
@@ -176,11 +176,12 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=64, help="d_model / LSTM hidden size / first MLP layer")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default="docs/results/ppo_comparison", help="prefix of the .md/.json/.png outputs")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from the saved runs")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
     import sys
 
-    command = "python benchmarks/ppo_comparison.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/ppo_comparison.py " + " ".join(a for a in sys.argv[1:] if a != "--report-only")
     results = []
     for env_id in args.envs:
         for seed in args.seeds:
