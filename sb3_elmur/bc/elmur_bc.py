@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import set_random_seed
 
-from sb3_elmur.common.policies import ElmurActorCriticPolicy
+from sb3_elmur.common.policies import ElmurActorCriticPolicy, flatten_time
 from sb3_elmur.common.type_aliases import SegmentBatch
 from sb3_elmur.data.trajectories import TrajectoryDataset
 from sb3_elmur.elmur import segment_blocks
@@ -54,6 +56,8 @@ class ElmurBC:
     :param ent_coef: Entropy bonus coefficient.
     :param tensorboard_log: Folder for TensorBoard logs (None: no logging).
     :param seed: Seed of the batch order (and of torch/numpy when given).
+    :param segment_len: Chunk unit for the baselines (an LSTM is unrolled ``segments_per_sample * segment_len``
+        steps per chunk, its state carried and detached between chunks); ELMUR policies use their K.
     """
 
     def __init__(
@@ -70,14 +74,18 @@ class ElmurBC:
         ent_coef: float = 0.0,
         tensorboard_log: str | None = None,
         seed: int | None = None,
+        segment_len: int = 10,
     ) -> None:
-        if not isinstance(model.policy, ElmurActorCriticPolicy):
-            raise ValueError(f"ElmurBC trains ELMUR policies, got {type(model.policy).__name__}")
+        if not isinstance(model.policy, ActorCriticPolicy):
+            raise ValueError(
+                "ElmurBC trains actor-critic policies (ELMUR, sb3-contrib's recurrent LSTM, SB3's MLP), "
+                f"got {type(model.policy).__name__}"
+            )
         if segments_per_sample < 1 or batch_size < 1:
             raise ValueError("segments_per_sample and batch_size must be >= 1")
         dataset.validate(model.observation_space, model.action_space)
         self.model = model
-        self.policy: ElmurActorCriticPolicy = model.policy
+        self.policy: ActorCriticPolicy = model.policy
         self.dataset = dataset
         self.segments_per_sample = segments_per_sample
         self.batch_size = min(batch_size, dataset.n_episodes)
@@ -92,7 +100,7 @@ class ElmurBC:
         self.seed = int(np.random.SeedSequence().entropy % 2**62) if seed is None else seed
         if seed is not None:
             set_random_seed(seed)
-        self.k = self.policy.segment_len
+        self.k = self.policy.segment_len if isinstance(self.policy, ElmurActorCriticPolicy) else segment_len
         self.blocks = [segment_blocks(np.arange(n), self.k) for n in dataset.episode_lengths]
         self.optimizer = th.optim.AdamW(self.policy.parameters(), lr=learning_rate, weight_decay=weight_decay)
         self.scheduler: th.optim.lr_scheduler.LambdaLR | None = None
@@ -102,7 +110,7 @@ class ElmurBC:
 
     # ------------------------------------------------------------------ data
     def _batch(self, episodes: np.ndarray) -> tuple[Any, th.Tensor, th.Tensor, th.Tensor]:
-        """Observations, timesteps and mask ``[B, n_blocks*K]`` and the actions of the masked steps."""
+        """Observations, timesteps, mask and actions, laid out ``[B, n_blocks*K, ...]``."""
         n_blocks = max(self.blocks[e].shape[0] for e in episodes)
         n_blocks += (-n_blocks) % self.segments_per_sample
         starts = self.dataset.episode_starts
@@ -121,9 +129,9 @@ class ElmurBC:
 
         obs = self.dataset.observations
         observations = {k: gather(v) for k, v in obs.items()} if isinstance(obs, dict) else gather(obs)
-        actions = th.as_tensor(self.dataset.actions[safe[valid]], device=device).float()
+        actions = th.as_tensor(self.dataset.actions[safe], device=device).float()  # padding: any valid action
         if isinstance(self.model.action_space, spaces.Discrete):
-            actions = actions.long().flatten()
+            actions = actions.long().view(len(episodes), -1)
         return observations, th.as_tensor(timesteps, device=device), th.as_tensor(valid, device=device), actions
 
     # ------------------------------------------------------------------ training
@@ -132,24 +140,21 @@ class ElmurBC:
         self.policy.set_training_mode(True)
         observations, timesteps, valid, actions = self._batch(episodes)
         chunk = self.segments_per_sample * self.k
-        memory = self.policy.backbone_actor.initial_memory(len(episodes))
+        carry: Any = None
         n_valid = int(valid.sum())
         self.optimizer.zero_grad()
         nll_total, entropy_total = 0.0, 0.0
         for start in range(0, timesteps.shape[1], chunk):
             window = slice(start, start + chunk)
             mask = valid[:, window]
-            n_chunk = int(mask.sum())
-            if n_chunk == 0:
+            if not mask.any():
                 break
             obs = (
                 {k: v[:, window] for k, v in observations.items()}
                 if isinstance(observations, dict)
                 else observations[:, window]
             )
-            batch = SegmentBatch(obs, timesteps[:, window], mask, memory.detach())
-            chunk_actions = actions[self._chunk_order(valid, window)]
-            log_prob, entropy, memory = self.policy.evaluate_actor(batch, chunk_actions, memory_bptt=self.memory_bptt)
+            log_prob, entropy, carry = self._chunk_log_prob(obs, timesteps[:, window], mask, actions[:, window], carry)
             loss = -log_prob.sum() / n_valid
             if self.ent_coef and entropy is not None:
                 loss = loss - self.ent_coef * entropy.sum() / n_valid
@@ -168,11 +173,35 @@ class ElmurBC:
             "bc/learning_rate": self.optimizer.param_groups[0]["lr"],
         }
 
-    @staticmethod
-    def _chunk_order(valid: th.Tensor, window: slice) -> th.Tensor:
-        """Indices into the batch's actions (real steps, row by row) of one chunk's real steps, row by row."""
-        flat_index = th.cumsum(valid.flatten().long(), 0).view_as(valid) - 1
-        return flat_index[:, window][valid[:, window]]
+    def _chunk_log_prob(
+        self, obs: Any, timesteps: th.Tensor, mask: th.Tensor, actions: th.Tensor, carry: Any
+    ) -> tuple[th.Tensor, th.Tensor | None, Any]:
+        """
+        Log-probabilities and entropies of a chunk's real steps (row by row) and the recurrent state to
+        carry into the next chunk (ELMUR memory, LSTM states, or nothing for an MLP), detached.
+        """
+        batch, length = timesteps.shape
+        policy = self.policy
+        if isinstance(policy, ElmurActorCriticPolicy):
+            memory = policy.backbone_actor.initial_memory(batch) if carry is None else carry
+            segment_batch = SegmentBatch(obs, timesteps, mask, memory)
+            log_prob, entropy, memory = policy.evaluate_actor(segment_batch, actions[mask], memory_bptt=self.memory_bptt)
+            return log_prob, entropy, memory.detach()
+        flat_obs = flatten_time(obs)
+        flat_mask = mask.flatten()
+        if isinstance(policy, RecurrentActorCriticPolicy):
+            lstm = policy.lstm_actor
+            if carry is None:
+                zeros = th.zeros(lstm.num_layers, batch, lstm.hidden_size, device=policy.device)
+                carry = (zeros, zeros.clone())
+            starts = th.zeros(batch * length, device=policy.device)  # each row is one episode from its start
+            distribution, carry = policy.get_distribution(flat_obs, carry, starts)
+            log_prob = distribution.log_prob(flatten_time(actions))[flat_mask]
+            entropy = distribution.entropy()
+            return log_prob, None if entropy is None else entropy[flat_mask], tuple(c.detach() for c in carry)
+        step_obs = {k: v[flat_mask] for k, v in flat_obs.items()} if isinstance(flat_obs, dict) else flat_obs[flat_mask]
+        distribution = policy.get_distribution(step_obs)
+        return distribution.log_prob(actions[mask]), distribution.entropy(), None
 
     def learn(self, n_updates: int, progress_bar: bool = True, log_interval: int = 10) -> BaseAlgorithm:
         """
