@@ -116,3 +116,27 @@ def test_corrupt_files_are_rejected(tmp_path):
     np.savez(tmp_path / "cut.npz", **contents)
     with pytest.raises(DatasetError, match="actions has 11 steps"):
         TrajectoryDataset.load_npz(tmp_path / "cut.npz")
+
+
+def test_minari_round_trip(tmp_path, monkeypatch):
+    pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    from sb3_elmur.data import from_minari, to_minari
+
+    data = make_dataset(5)
+    assert data.final_observations is not None and data.final_observations.shape == (5, 2)
+    to_minari(data, "sb3_elmur/recall-test-v0", spaces.Box(-1, 1, (2,), np.float32), spaces.Discrete(2))
+    loaded = from_minari("sb3_elmur/recall-test-v0")
+    for name in ("observations", "actions", "rewards", "episode_lengths", "terminated", "final_observations"):
+        assert np.array_equal(np.asarray(getattr(loaded, name)).reshape(-1), np.asarray(getattr(data, name)).reshape(-1)), name
+
+
+def test_minari_needs_final_observations(tmp_path, monkeypatch):
+    pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    from sb3_elmur.data import to_minari
+
+    data = make_dataset(2)
+    data.final_observations = None
+    with pytest.raises(DatasetError, match="final_observations"):
+        to_minari(data, "sb3_elmur/x-v0", spaces.Box(-1, 1, (2,), np.float32), spaces.Discrete(2))

@@ -30,6 +30,8 @@ class TrajectoryDataset:
     :param episode_lengths: ``[n_episodes]``, positive, summing to ``n_steps``.
     :param terminated: ``[n_episodes]`` bool, True where the episode ended by termination (not a time limit).
     :param metadata: Free-form JSON-serialisable information (env id, expert, ...).
+    :param final_observations: ``[n_episodes, *obs_shape]`` (or a dict), the observation after each
+        episode's last action, when known (needed to write Minari datasets).
     """
 
     observations: NumpyObs
@@ -38,6 +40,7 @@ class TrajectoryDataset:
     episode_lengths: np.ndarray
     terminated: np.ndarray
     metadata: dict[str, Any] = field(default_factory=dict)
+    final_observations: NumpyObs | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -89,6 +92,15 @@ class TrajectoryDataset:
             raise DatasetError(f"rewards must have shape [n_steps], got {self.rewards.shape}")
         if np.asarray(self.terminated).shape != lengths.shape:
             raise DatasetError(f"terminated must have one entry per episode ({lengths.size}), got {np.shape(self.terminated)}")
+        if self.final_observations is not None:
+            finals = self.final_observations if isinstance(self.final_observations, dict) else {"": self.final_observations}
+            for key, array in self.observation_arrays().items():
+                final = finals.get(key)
+                if final is None or np.shape(final) != (lengths.size, *array.shape[1:]):
+                    raise DatasetError(
+                        f"final_observations{'/' + key if key else ''} must have shape {(lengths.size, *array.shape[1:])}, "
+                        f"got {None if final is None else np.shape(final)}"
+                    )
         if observation_space is not None:
             expected = observation_space.spaces if isinstance(observation_space, spaces.Dict) else {"": observation_space}
             arrays = self.observation_arrays()
@@ -122,6 +134,9 @@ class TrajectoryDataset:
     def save_npz(self, path: str | Path) -> None:
         """Write the dataset to a compressed ``.npz`` file (no pickled objects)."""
         arrays = {f"observations{'/' + k if k else ''}": v for k, v in self.observation_arrays().items()}
+        if self.final_observations is not None:
+            finals = self.final_observations if isinstance(self.final_observations, dict) else {"": self.final_observations}
+            arrays.update({f"final_observations{'/' + k if k else ''}": v for k, v in finals.items()})
         arrays.update(
             actions=self.actions,
             rewards=self.rewards,
@@ -150,13 +165,16 @@ class TrajectoryDataset:
         missing = [k for k in ("actions", "rewards", "episode_lengths", "terminated") if k not in contents]
         if missing:
             raise DatasetError(f"{path}: missing arrays {missing}")
-        obs_keys = sorted(k for k in contents if k == "observations" or k.startswith("observations/"))
-        if not obs_keys:
+
+        def observations_named(prefix: str) -> NumpyObs | None:
+            keys = sorted(k for k in contents if k == prefix or k.startswith(prefix + "/"))
+            if not keys:
+                return None
+            return contents[prefix] if keys == [prefix] else {k.split("/", 1)[1]: contents[k] for k in keys}
+
+        observations = observations_named("observations")
+        if observations is None:
             raise DatasetError(f"{path}: missing observations")
-        if obs_keys == ["observations"]:
-            observations: NumpyObs = contents["observations"]
-        else:
-            observations = {k.split("/", 1)[1]: contents[k] for k in obs_keys}
         return cls(
             observations=observations,
             actions=contents["actions"],
@@ -164,6 +182,7 @@ class TrajectoryDataset:
             episode_lengths=contents["episode_lengths"],
             terminated=contents["terminated"].astype(bool),
             metadata=json.loads(str(contents.get("metadata", "{}"))),
+            final_observations=observations_named("final_observations"),
         )
 
 
@@ -185,7 +204,7 @@ def collect_trajectories(
     """
     n_envs = env.num_envs
     running: list[list[tuple[Any, np.ndarray, float]]] = [[] for _ in range(n_envs)]
-    finished: list[tuple[list[tuple[Any, np.ndarray, float]], bool]] = []
+    finished: list[tuple[list[tuple[Any, np.ndarray, float]], bool, Any]] = []
     obs = env.reset()
     starts = np.ones(n_envs, dtype=bool)
     state = None
@@ -205,7 +224,8 @@ def collect_trajectories(
             step_obs = {k: v[i] for k, v in obs.items()} if isinstance(obs, dict) else obs[i]
             running[i].append((step_obs, actions[i], float(rewards[i])))
             if dones[i]:
-                finished.append((running[i], not infos[i].get("TimeLimit.truncated", False)))
+                final = infos[i].get("terminal_observation")
+                finished.append((running[i], not infos[i].get("TimeLimit.truncated", False), final))
                 running[i] = []
                 if progress is not None:
                     progress.update(1)
@@ -213,17 +233,23 @@ def collect_trajectories(
     if progress is not None:
         progress.close()
     episodes = finished[:n_episodes]
-    steps = [step for episode, _ in episodes for step in episode]
+    steps = [step for episode, _, _ in episodes for step in episode]
     first = steps[0][0]
-    if isinstance(first, dict):
-        observations: NumpyObs = {k: np.stack([s[0][k] for s in steps]) for k in first}
-    else:
-        observations = np.stack([s[0] for s in steps])
+
+    def stack(items: list[Any]) -> NumpyObs:
+        if isinstance(first, dict):
+            return {k: np.stack([item[k] for item in items]) for k in first}
+        return np.stack(items)
+
+    observations = stack([s[0] for s in steps])
+    finals = [final for _, _, final in episodes]
+    final_observations = stack(finals) if all(final is not None for final in finals) else None
     return TrajectoryDataset(
         observations=observations,
         actions=np.stack([s[1] for s in steps]),
         rewards=np.array([s[2] for s in steps], dtype=np.float32),
-        episode_lengths=np.array([len(e) for e, _ in episodes], dtype=np.int64),
-        terminated=np.array([t for _, t in episodes], dtype=bool),
+        episode_lengths=np.array([len(e) for e, _, _ in episodes], dtype=np.int64),
+        terminated=np.array([t for _, t, _ in episodes], dtype=bool),
         metadata={"n_envs": n_envs, "expert": type(expert).__name__},
+        final_observations=final_observations,
     )
