@@ -182,19 +182,27 @@ def main() -> None:
     import sys
 
     command = "python benchmarks/ppo_comparison.py " + " ".join(a for a in sys.argv[1:] if a != "--report-only")
-    results = []
-    for env_id in args.envs:
-        for seed in args.seeds:
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    raw = output.with_suffix(".json")
+    # Results are saved after every run; an interrupted benchmark resumes where it stopped.
+    results = json.loads(raw.read_text()) if raw.exists() else []
+    done = {(r["env"], r["algo"], r["seed"]) for r in results}
+    for seed in [] if args.report_only else args.seeds:
+        for env_id in args.envs:
             for algo in args.algos:
+                if (env_id, algo, seed) in done:
+                    continue
                 result = run(env_id, algo, seed, args)
                 results.append(result)
+                raw.write_text(json.dumps(results, indent=1))
                 print(
                     f"{env_id} {algo} seed {seed}: final {result['final']:.3f}, {result['steps_per_s']:.0f} steps/s",
                     flush=True,
                 )
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    results = [r for r in results if r["env"] in args.envs and r["algo"] in args.algos and r["seed"] in args.seeds]
+    if not results:
+        raise SystemExit(f"no runs in {raw}")
     table = report(results, args, command)
     output.with_suffix(".md").write_text(table)
     plot(results, output.with_suffix(".png"))
