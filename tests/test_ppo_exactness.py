@@ -55,7 +55,8 @@ def test_first_epoch_reports_zero_kl_and_no_clipping():
     model.learn(6 * 17 * 3)
     assert len(logged) == 6
     for approx_kl, clip_fraction in logged:
-        assert abs(approx_kl) < 1e-9
+        # Zero up to float32 rounding of (exp(r) - 1) - r with |r| ~ 1e-7; a log-prob error of 1e-3 would give 5e-7.
+        assert abs(approx_kl) < 1e-7
         assert clip_fraction == 0.0
 
 

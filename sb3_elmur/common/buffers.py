@@ -89,11 +89,18 @@ class ElmurRolloutBufferMixin:
     """
     Segment bookkeeping shared by the array and Dict rollout buffers.
 
+    :param buffer_size: Steps per env (``n_steps``).
+    :param observation_space: Observation space.
+    :param action_space: Action space.
     :param memory_shape: ``(n_layers, n_slots, d_model)`` of the backbone memory.
     :param segment_len: K.
     :param segments_per_sample: S, consecutive segments per training sample (gradient may flow
         through memory inside a sample; each sample starts from the memory the policy acted with).
     :param critic_memory: Whether the critic has a backbone of its own (its memory is stored too).
+    :param device: Torch device of the served tensors.
+    :param gae_lambda: GAE lambda.
+    :param gamma: Discount factor.
+    :param n_envs: Number of envs.
     """
 
     buffer_size: int
@@ -109,15 +116,31 @@ class ElmurRolloutBufferMixin:
     pos: int
     full: bool
 
-    def _init_segments(
-        self, memory_shape: tuple[int, int, int], segment_len: int, segments_per_sample: int, critic_memory: bool
-    ) -> None:
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        memory_shape: tuple[int, int, int],
+        segment_len: int,
+        segments_per_sample: int = 3,
+        critic_memory: bool = True,
+        device: th.device | str = "auto",
+        gae_lambda: float = 1,
+        gamma: float = 0.99,
+        n_envs: int = 1,
+    ):
         if segments_per_sample < 1:
             raise ValueError(f"segments_per_sample must be >= 1, got {segments_per_sample}")
         self.memory_shape = memory_shape
         self.segment_len = segment_len
         self.segments_per_sample = segments_per_sample
         self.critic_memory = critic_memory
+        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)  # type: ignore[call-arg]
+
+    def reset(self) -> None:
+        super().reset()  # type: ignore[misc]
+        self._reset_segments()
 
     def _reset_segments(self) -> None:
         prefix_rows = self.segment_len - 1
@@ -276,64 +299,8 @@ class ElmurRolloutBufferMixin:
 
 
 class ElmurRolloutBuffer(ElmurRolloutBufferMixin, RolloutBuffer):
-    """
-    Rollout buffer for array observations (see the module docstring).
-
-    :param buffer_size: Steps per env (``n_steps``).
-    :param observation_space: Observation space.
-    :param action_space: Action space.
-    :param memory_shape: ``(n_layers, n_slots, d_model)``.
-    :param segment_len: K.
-    :param segments_per_sample: S.
-    :param critic_memory: Whether the critic has its own backbone.
-    :param device: Torch device of the served tensors.
-    :param gae_lambda: GAE lambda.
-    :param gamma: Discount factor.
-    :param n_envs: Number of envs.
-    """
-
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        memory_shape: tuple[int, int, int],
-        segment_len: int,
-        segments_per_sample: int = 3,
-        critic_memory: bool = True,
-        device: th.device | str = "auto",
-        gae_lambda: float = 1,
-        gamma: float = 0.99,
-        n_envs: int = 1,
-    ):
-        self._init_segments(memory_shape, segment_len, segments_per_sample, critic_memory)
-        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
-
-    def reset(self) -> None:
-        super().reset()
-        self._reset_segments()
+    """Rollout buffer of ELMUR policies for array observations (see :class:`ElmurRolloutBufferMixin`)."""
 
 
 class ElmurDictRolloutBuffer(ElmurRolloutBufferMixin, DictRolloutBuffer):
-    """Rollout buffer for Dict observations; same parameters as :class:`ElmurRolloutBuffer`."""
-
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space,
-        memory_shape: tuple[int, int, int],
-        segment_len: int,
-        segments_per_sample: int = 3,
-        critic_memory: bool = True,
-        device: th.device | str = "auto",
-        gae_lambda: float = 1,
-        gamma: float = 0.99,
-        n_envs: int = 1,
-    ):
-        self._init_segments(memory_shape, segment_len, segments_per_sample, critic_memory)
-        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
-
-    def reset(self) -> None:
-        super().reset()
-        self._reset_segments()
+    """Rollout buffer of ELMUR policies for Dict observations (see :class:`ElmurRolloutBufferMixin`)."""
