@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import gymnasium as gym
 import torch as th
 from gymnasium import spaces
+from gymnasium.wrappers import FlattenObservation
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
@@ -73,8 +75,16 @@ def agent(algo: str, env: Any, seed: int, width: int) -> Any:
     )
 
 
+def make_popgym_one_hot(env_id: str) -> gym.Env:
+    """POPGym env with MultiDiscrete observations one-hot encoded (what SB3's preprocessing feeds the
+    networks anyway): sb3-contrib's RecurrentPPO crashes on MultiDiscrete observations with torch >= 2.13
+    (``nn.LSTM`` rejects the numpy integer input size it computes)."""
+    env = make_popgym(env_id)
+    return FlattenObservation(env) if isinstance(env.observation_space, spaces.MultiDiscrete) else env
+
+
 def make_env(env_id: str, n_envs: int, seed: int) -> VecNormalize:
-    maker = make_popgym if env_id.startswith("popgym-") else env_id
+    maker = make_popgym_one_hot if env_id.startswith("popgym-") else env_id
     kwargs = {"env_id": env_id} if env_id.startswith("popgym-") else {}
     env = make_vec_env(maker, n_envs=n_envs, seed=seed, env_kwargs=kwargs)
     # Observations are normalized when they are Box (VecNormalize rejects the others); rewards always.
