@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import gymnasium as gym
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from gymnasium.wrappers import FlattenObservation
