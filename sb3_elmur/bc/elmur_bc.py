@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import set_random_seed
 
-from sb3_elmur.common.policies import ElmurActorCriticPolicy, flatten_time
-from sb3_elmur.common.type_aliases import SegmentBatch
+from sb3_elmur.common.policies import ElmurActorCriticPolicy
+from sb3_elmur.common.sequence import actor_sequence, check_sequence_policy, detach_carry
 from sb3_elmur.data.trajectories import TrajectoryDataset
 from sb3_elmur.elmur import segment_blocks
 
@@ -76,11 +75,7 @@ class ElmurBC:
         seed: int | None = None,
         segment_len: int = 10,
     ) -> None:
-        if not isinstance(model.policy, ActorCriticPolicy):
-            raise ValueError(
-                "ElmurBC trains actor-critic policies (ELMUR, sb3-contrib's recurrent LSTM, SB3's MLP), "
-                f"got {type(model.policy).__name__}"
-            )
+        check_sequence_policy(model.policy)
         if segments_per_sample < 1 or batch_size < 1:
             raise ValueError("segments_per_sample and batch_size must be >= 1")
         dataset.validate(model.observation_space, model.action_space)
@@ -180,28 +175,8 @@ class ElmurBC:
         Log-probabilities and entropies of a chunk's real steps (row by row) and the recurrent state to
         carry into the next chunk (ELMUR memory, LSTM states, or nothing for an MLP), detached.
         """
-        batch, length = timesteps.shape
-        policy = self.policy
-        if isinstance(policy, ElmurActorCriticPolicy):
-            memory = policy.backbone_actor.initial_memory(batch) if carry is None else carry
-            segment_batch = SegmentBatch(obs, timesteps, mask, memory)
-            log_prob, entropy, memory = policy.evaluate_actor(segment_batch, actions[mask], memory_bptt=self.memory_bptt)
-            return log_prob, entropy, memory.detach()
-        flat_obs = flatten_time(obs)
-        flat_mask = mask.flatten()
-        if isinstance(policy, RecurrentActorCriticPolicy):
-            lstm = policy.lstm_actor
-            if carry is None:
-                zeros = th.zeros(lstm.num_layers, batch, lstm.hidden_size, device=policy.device)
-                carry = (zeros, zeros.clone())
-            starts = th.zeros(batch * length, device=policy.device)  # each row is one episode from its start
-            distribution, carry = policy.get_distribution(flat_obs, carry, starts)
-            log_prob = distribution.log_prob(flatten_time(actions))[flat_mask]
-            entropy = distribution.entropy()
-            return log_prob, None if entropy is None else entropy[flat_mask], tuple(c.detach() for c in carry)
-        step_obs = {k: v[flat_mask] for k, v in flat_obs.items()} if isinstance(flat_obs, dict) else flat_obs[flat_mask]
-        distribution = policy.get_distribution(step_obs)
-        return distribution.log_prob(actions[mask]), distribution.entropy(), None
+        distribution, carry = actor_sequence(self.policy, obs, timesteps, mask, carry, memory_bptt=self.memory_bptt)
+        return distribution.log_prob(actions[mask]), distribution.entropy(), detach_carry(carry)
 
     def learn(self, n_updates: int, progress_bar: bool = True, log_interval: int = 10) -> BaseAlgorithm:
         """

@@ -320,20 +320,19 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
         return values, distribution.log_prob(actions), distribution.entropy()
 
-    def evaluate_actor(
-        self, obs: SegmentBatch, actions: th.Tensor, memory_bptt: int | None = -1
-    ) -> tuple[th.Tensor, th.Tensor | None, MemoryState]:
+    def actor_distribution(
+        self, obs: SegmentBatch, memory_bptt: int | None = -1
+    ) -> tuple[Distribution, th.Tensor, MemoryState]:
         """
-        Log-probabilities and entropy of the masked steps under the actor alone (behaviour cloning),
-        and the actor memory after the batch (to carry into the next segments).
+        Action distribution of the masked steps under the actor alone (behaviour cloning, parallel
+        evaluation), the actor's latent of those steps and the actor memory after the batch (to carry
+        into the next segments).
 
         :param obs: The batch layout.
-        :param actions: Actions of the masked steps, in ``obs.mask`` order.
         :param memory_bptt: Override of the backbone's ``memory_bptt`` (-1: the config's).
         """
         _, latent_pi, memory = self._actor_latent(obs, memory_bptt)
-        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
-        return distribution.log_prob(actions), distribution.entropy(), memory
+        return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi)), latent_pi, memory
 
     # ------------------------------------------------------------------ predict (numpy API)
     def state_to_numpy(self, state: StreamState) -> tuple[np.ndarray, ...]:

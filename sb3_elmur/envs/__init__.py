@@ -4,7 +4,8 @@ import gymnasium as gym
 
 from sb3_elmur.envs.masked_velocity import MaskVelocityWrapper, make_cartpole_no_velocity
 from sb3_elmur.envs.popgym import make_popgym
-from sb3_elmur.envs.tmaze import TMazeEnv, TMazeOracle, TMazeVecEnv, evaluate_tmaze, tmaze_oracle
+from sb3_elmur.envs.tmaze import TMazeEnv, TMazeOracle, TMazeVecEnv, evaluate_tmaze, tmaze_oracle, tmaze_step
+from sb3_elmur.envs.tmaze_parallel import ParallelEvaluation, evaluate_tmaze_parallel
 
 if "CartPoleNoVel-v1" not in gym.registry:
     gym.register("CartPoleNoVel-v1", entry_point="sb3_elmur.envs.masked_velocity:make_cartpole_no_velocity")
@@ -15,11 +16,14 @@ if "TMaze-v0" not in gym.registry:
 
 __all__ = [
     "MaskVelocityWrapper",
+    "ParallelEvaluation",
     "TMazeEnv",
     "TMazeOracle",
     "TMazeVecEnv",
     "evaluate_tmaze",
+    "evaluate_tmaze_parallel",
     "make_cartpole_no_velocity",
     "make_popgym",
     "tmaze_oracle",
+    "tmaze_step",
 ]

@@ -21,7 +21,7 @@ most ``L + 2`` steps (the optimal agent needs ``L + 1``): after that it is trunc
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -142,6 +142,57 @@ class TMazeEnv(gym.Env[np.ndarray, np.int64]):
         return obs, reward, terminated, truncated, info
 
 
+class TMazeStep(NamedTuple):
+    """Result of :func:`tmaze_step` for a batch of mazes."""
+
+    #: ``[n]`` positions after the step.
+    x: np.ndarray
+    #: ``[n]`` steps taken in the episode after this one.
+    elapsed: np.ndarray
+    #: ``[n]`` True where the agent entered an arm (the episode ends).
+    terminated: np.ndarray
+    #: ``[n]`` True where the episode ran out of steps without entering an arm.
+    truncated: np.ndarray
+    #: ``[n]`` True where the agent entered the goal arm (reward 1).
+    success: np.ndarray
+    #: ``[n, 4]`` observations after the step (the terminal observation where the episode ended).
+    observations: np.ndarray
+
+
+def tmaze_step(
+    x: np.ndarray,
+    elapsed: np.ndarray,
+    lengths: np.ndarray,
+    goals: np.ndarray,
+    actions: np.ndarray,
+    noise: np.ndarray | None = None,
+) -> TMazeStep:
+    """
+    The T-Maze dynamics for a batch of mazes (pure function, shared by :class:`TMazeVecEnv` and the parallel
+    evaluation; :class:`TMazeEnv` implements the same rules for one maze).
+
+    :param x: ``[n]`` int64 positions in the corridor (0 .. length).
+    :param elapsed: ``[n]`` int64 steps taken so far in the episode.
+    :param lengths: ``[n]`` corridor lengths.
+    :param goals: ``[n]`` goal arms (+1 up, -1 down).
+    :param actions: ``[n]`` integer actions (0 right, 1 up, 2 left, 3 down).
+    :param noise: ``[n]`` noise entries of the next observations (None: 0).
+    :return: The new positions and step counts (new arrays), episode ends, successes and observations.
+    """
+    elapsed = elapsed + 1
+    vertical = (actions & 1).astype(bool)  # up (1) and down (3)
+    terminated = vertical & (x == lengths)
+    arm = np.where(actions == UP, 1, -1)
+    x = np.clip(x + (actions == RIGHT) - (actions == LEFT), 0, lengths)
+    truncated = (elapsed >= lengths + 2) & ~terminated
+    obs = np.zeros((x.shape[0], OBS_DIM), dtype=np.float32)
+    obs[:, OBS_Y] = np.where(terminated, arm, 0)
+    obs[:, OBS_JUNCTION] = (x == lengths) & ~terminated
+    if noise is not None:
+        obs[:, OBS_NOISE] = noise
+    return TMazeStep(x, elapsed, terminated, truncated, terminated & (arm == goals), obs)
+
+
 class TMazeVecEnv(VecEnv):
     """
     ``n_envs`` independent T-Mazes simulated together with numpy, with the dynamics and observations of
@@ -251,25 +302,12 @@ class TMazeVecEnv(VecEnv):
         actions, self._actions = self._actions, None
         n = self.num_envs
         lengths = self._lengths
-        x = self._x
-        self._t += 1
-        vertical = (actions & 1).astype(bool)  # up (1) and down (3)
-        terminated = vertical & (x == lengths)
-        arm = np.where(actions == UP, 1, -1)
-        x += actions == RIGHT
-        x -= actions == LEFT
-        np.minimum(x, lengths, out=x)
-        np.maximum(x, 0, out=x)
-        truncated = (self._t >= lengths + 2) & ~terminated
+        noise = np.floor(self._rng.random(n) * 3.0) - 1.0 if self.noise else None
+        step = tmaze_step(self._x, self._t, lengths, self._goal, actions, noise)
+        self._x, self._t = step.x, step.elapsed
+        terminated, truncated, success, obs = step.terminated, step.truncated, step.success, step.observations
         dones = terminated | truncated
-        success = terminated & (arm == self._goal)
         rewards = success.astype(np.float32)
-
-        obs = np.zeros((n, OBS_DIM), dtype=np.float32)
-        obs[:, OBS_Y] = np.where(terminated, arm, 0)
-        obs[:, OBS_JUNCTION] = (x == lengths) & ~terminated
-        if self.noise:
-            obs[:, OBS_NOISE] = np.floor(self._rng.random(n) * 3.0) - 1.0
 
         infos: list[dict[str, Any]] = [{} for _ in range(n)]
         if dones.any():
@@ -532,7 +570,9 @@ __all__ = [
     "UP",
     "TMazeEnv",
     "TMazeOracle",
+    "TMazeStep",
     "TMazeVecEnv",
     "evaluate_tmaze",
     "tmaze_oracle",
+    "tmaze_step",
 ]
