@@ -8,6 +8,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 import sb3_elmur.envs  # noqa: F401  (registers CartPoleNoVel-v1)
 from sb3_elmur import ElmurPPO
+from sb3_elmur.envs.tmaze import TMazeVecEnv
+from sb3_elmur.envs.tmaze_parallel import evaluate_tmaze_parallel
 
 
 def test_recall_cue_across_segments():
@@ -40,3 +42,17 @@ def test_cartpole_without_velocities():
     env.training = False
     mean, _ = evaluate_policy(model, env, n_eval_episodes=20)
     assert mean >= 450, f"evaluation mean {mean:.1f} < 450"
+
+
+@pytest.mark.slow
+def test_tmaze_online_from_short_corridors():
+    """ElmurPPO learns the passive T-Maze online (no demonstrations) on corridors 1..28 and keeps the hint at 10x that."""
+    env = TMazeVecEnv(16, corridor_length=(1, 28), seed=0)
+    elmur = {"d_model": 32, "n_layers": 2, "n_heads": 4, "segment_len": 10, "n_slots": 2, "lru_lambda": 0.1}
+    model = ElmurPPO(
+        "MlpElmurPolicy", env, n_steps=64, batch_size=480, n_epochs=4, learning_rate=1e-3, ent_coef=0.01, seed=0,
+        policy_kwargs={"elmur_kwargs": elmur, "net_arch": [32]},
+    )  # fmt: skip
+    model.learn(100_000)
+    assert evaluate_tmaze_parallel(model, 28, n_episodes=100, seed=7).success_rate == 1.0
+    assert evaluate_tmaze_parallel(model, 300, n_episodes=100, seed=8).success_rate == 1.0
