@@ -171,27 +171,37 @@ def table(results: Results, methods: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: Results, methods: list[str], path: Path) -> None:
+def plot(results: Results, path: Path) -> None:
+    """Success against corridor length: the methods (left) and the ELMUR ablations (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for method in methods:
-        if method not in results.data:
-            continue
-        points = sorted((int(length), rate) for length, rate in results.data[method]["success"].items())
-        style = "--" if method.startswith("elmur-") and method != "elmur-ppo" else "-"
-        ax.plot(*zip(*points, strict=True), style, marker="o", markersize=4, label=LABELS[method])
-    ax.axvline(28, color="grey", linewidth=0.8, linestyle=":")
-    ax.text(30, 0.03, "longest training corridor", color="grey", fontsize=8)
-    ax.set(xscale="log", ylim=(-0.02, 1.05), xlabel="corridor length (steps)", ylabel="success over 100 seeds")
-    ax.set_title("T-Maze: trained on corridors <= 28, K = 10")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    panels = {
+        "methods": ["elmur", "bc-lstm", "bc-mlp", "elmur-ppo"],
+        "ELMUR ablations": ["elmur", "elmur-detached", "elmur-lambda0.5", "elmur-lambda1.0"],
+    }
+    # Lines that coincide stay visible: decreasing marker sizes, distinct markers.
+    markers = {"elmur": ("o", 9), "bc-lstm": ("s", 6), "bc-mlp": ("^", 6), "elmur-ppo": ("D", 5)}
+    markers |= {"elmur-detached": ("v", 6), "elmur-lambda0.5": ("s", 6), "elmur-lambda1.0": ("x", 6)}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, (title, methods) in zip(axes, panels.items(), strict=True):
+        for method in methods:
+            if method not in results.data or not results.data[method]["success"]:
+                continue
+            points = sorted((int(length), rate) for length, rate in results.data[method]["success"].items())
+            marker, size = markers[method]
+            ax.plot(*zip(*points, strict=True), marker=marker, markersize=size, alpha=0.85, label=LABELS[method])
+        ax.axvline(28, color="grey", linewidth=0.8, linestyle=":")
+        ax.text(31, 0.9, "longest training\ncorridor (28)", color="grey", fontsize=8)
+        ax.set(xscale="log", ylim=(-0.03, 1.05), xlabel="corridor length (steps)", title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+    axes[0].set_ylabel("greedy success over 100 seeds")
+    fig.suptitle("T-Maze: trained on corridors of 1..28 steps with a 10-step window", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
@@ -238,7 +248,7 @@ def main() -> None:
     print(report)
     if output is not None:
         output.with_suffix(".md").write_text(report)
-        plot(results, METHODS, output.with_suffix(".png"))
+        plot(results, output.with_suffix(".png"))
         print(f"wrote {output.with_suffix('.md')} and {output.with_suffix('.png')}")
 
 
