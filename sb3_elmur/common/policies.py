@@ -320,19 +320,16 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
         return values, distribution.log_prob(actions), distribution.entropy()
 
-    def actor_distribution(
-        self, obs: SegmentBatch, memory_bptt: int | None = -1
-    ) -> tuple[Distribution, th.Tensor, MemoryState]:
+    def actor_distribution(self, obs: SegmentBatch, memory_bptt: int | None = -1) -> tuple[Distribution, MemoryState]:
         """
         Action distribution of the masked steps under the actor alone (behaviour cloning, parallel
-        evaluation), the actor's latent of those steps and the actor memory after the batch (to carry
-        into the next segments).
+        evaluation) and the actor memory after the batch (to carry into the next segments).
 
         :param obs: The batch layout.
         :param memory_bptt: Override of the backbone's ``memory_bptt`` (-1: the config's).
         """
         _, latent_pi, memory = self._actor_latent(obs, memory_bptt)
-        return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi)), latent_pi, memory
+        return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi)), memory
 
     # ------------------------------------------------------------------ predict (numpy API)
     def state_to_numpy(self, state: StreamState) -> tuple[np.ndarray, ...]:

@@ -21,8 +21,8 @@ Carry = Any
 
 
 def check_sequence_policy(policy: BasePolicy) -> None:
-    """Raise a ``TypeError`` unless :func:`actor_sequence` supports ``policy``."""
-    if not isinstance(policy, (ElmurActorCriticPolicy, RecurrentActorCriticPolicy, ActorCriticPolicy)):
+    """Raise a ``TypeError`` unless :func:`actor_sequence` supports ``policy`` (ELMUR and LSTM policies are ones too)."""
+    if not isinstance(policy, ActorCriticPolicy):
         raise TypeError(
             "Expected an ELMUR policy, sb3-contrib's RecurrentActorCriticPolicy or SB3's ActorCriticPolicy, "
             f"got {type(policy).__name__}"
@@ -57,7 +57,7 @@ def actor_sequence(
     batch, length = timesteps.shape
     if isinstance(policy, ElmurActorCriticPolicy):
         memory = policy.backbone_actor.initial_memory(batch) if carry is None else carry
-        distribution, _, memory = policy.actor_distribution(SegmentBatch(observations, timesteps, mask, memory), memory_bptt)
+        distribution, memory = policy.actor_distribution(SegmentBatch(observations, timesteps, mask, memory), memory_bptt)
         return distribution, memory
     flat_obs = flatten_time(observations)
     flat_mask = mask.flatten()

@@ -144,15 +144,15 @@ def evaluate_tmaze_parallel(
             rng = np.random.default_rng((seed, batch))
             carry: Carry = None
             t = 0
+            mask = th.ones(n, chunk_len, dtype=th.bool, device=policy.device)
             recorded: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
             while mazes.alive.any():
                 noise_chunk = rng.integers(-1, 2, size=(n, chunk_len)).astype(np.float32) if noise else None
                 actions = np.full((n, chunk_len), RIGHT, dtype=np.int64)
+                timesteps = th.arange(t, t + chunk_len, device=policy.device).expand(n, -1)
                 for _ in range(chunk_len + 1):
                     observations, running, after = _simulate(mazes, lengths, goals, actions, noise_chunk)
-                    timesteps = th.arange(t, t + chunk_len, device=policy.device).expand(n, -1)
                     obs = th.as_tensor(observations, device=policy.device)
-                    mask = th.ones(n, chunk_len, dtype=th.bool, device=policy.device)
                     distribution, new_carry = actor_sequence(policy, obs, timesteps, mask, carry)
                     greedy = distribution.mode().reshape(n, chunk_len).cpu().numpy().astype(np.int64)
                     result.forward_passes += 1
