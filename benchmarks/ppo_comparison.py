@@ -1,18 +1,23 @@
 """
 ElmurPPO vs RecurrentPPO (LSTM) vs PPO (MLP), side by side on the same envs, seeds and budgets.
 
-For every (env, seed) the three agents get the same PPO hyperparameters, number of envs and
-timesteps; each is evaluated (deterministic, on separate eval envs) every ``--eval-freq`` steps.
-Reported: final evaluation return (mean over seeds), training steps/s (wall time of ``learn`` only)
-and parameter counts; the table, the raw results (JSON) and learning-curve plots are written next to
-``--output`` (.md table, .json raw results, .png learning curves).
+For every (env, seed) the three agents get the same PPO hyperparameters (learning rate decayed
+linearly to 0 over the run), number of envs and timesteps; each is evaluated (deterministic, on
+separate eval envs) every ``--eval-freq`` steps from a callback inside one ``learn`` call, so the
+learning-rate schedule runs once over the whole budget. Reported: final evaluation return (mean over
+seeds), training steps/s (wall time of ``learn`` minus the evaluations) and parameter counts; the table
+and learning-curve plots are written next to ``--output`` (.md table, .png learning curves), the raw
+result of every run to ``<output>_runs/`` (one JSON file per run: an interrupted benchmark resumes, and
+``--workers`` runs several at once, one torch thread each).
 
-    python benchmarks/ppo_comparison.py --output docs/results/ppo_comparison
+    python benchmarks/ppo_comparison.py --seeds 0 1 --workers 2
 """
 
 import argparse
 import json
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +28,11 @@ from gymnasium import spaces
 from gymnasium.wrappers import FlattenObservation
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
 import sb3_elmur.envs  # noqa: F401  (registers CartPoleNoVel-v1)
 from sb3_elmur import ElmurPPO
@@ -38,17 +45,25 @@ ENVS = [
     "popgym-AutoencodeEasy-v0",
     "CartPoleNoVel-v1",
 ]
+# Training budget per env: the two counting/reconstruction tasks get three times the budget of the others.
+BUDGETS = {
+    "popgym-CountRecallEasy-v0": 150_000,
+    "popgym-AutoencodeEasy-v0": 150_000,
+}
+DEFAULT_BUDGET = 50_000
 PPO_SETTINGS = {
     "n_steps": 128,
     "batch_size": 256,
     "n_epochs": 10,
-    "learning_rate": 7e-4,
+    "learning_rate": LinearSchedule(7e-4, 0.0, 1.0),
     "gae_lambda": 0.98,
     "max_grad_norm": 1.0,
 }
+# What a saved run must match to be reused (anything else is rerun).
+SETTINGS_TAG = "lr linear 7e-4->0, n_steps 128, batch 256, epochs 10, gae 0.98, clip-grad 1"
 
 
-def agent(algo: str, env: Any, seed: int, width: int) -> Any:
+def agent(algo: str, env: Any, seed: int, width: int, lru_lambda: float = 0.5) -> Any:
     """The three agents with comparable parameter counts (identical heads; ``width`` sets the memory size)."""
     heads = {"net_arch": {"pi": [64], "vf": [64]}, "ortho_init": False}
     if algo == "elmur":
@@ -60,7 +75,7 @@ def agent(algo: str, env: Any, seed: int, width: int) -> Any:
             "n_heads": 4,
             "segment_len": 10,
             "n_slots": 4,
-            "lru_lambda": 0.5,
+            "lru_lambda": lru_lambda,
         }
         return ElmurPPO("MlpElmurPolicy", env, seed=seed, policy_kwargs={**heads, "elmur_kwargs": elmur}, **PPO_SETTINGS)
     if algo == "lstm":
@@ -91,45 +106,90 @@ def make_env(env_id: str, n_envs: int, seed: int) -> VecNormalize:
     return VecNormalize(env, norm_obs=isinstance(env.observation_space, spaces.Box))
 
 
-def run(env_id: str, algo: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+class PeriodicEvaluation(BaseCallback):
+    """Evaluates the model (deterministic, ``n_episodes`` on ``eval_env``) at the end of the first rollout
+    past every multiple of ``eval_freq`` steps and at the end of training; records the curve and the time
+    spent evaluating (to be subtracted from the training time).
+
+    :param eval_env: Evaluation envs; their normalization statistics are synced from the training envs.
+    :param eval_freq: Evaluate every this many environment steps.
+    :param n_episodes: Episodes per evaluation.
+    """
+
+    def __init__(self, eval_env: VecNormalize, eval_freq: int, n_episodes: int) -> None:
+        super().__init__()
+        self.eval_env, self.eval_freq, self.n_episodes = eval_env, eval_freq, n_episodes
+        self.curve: list[tuple[int, float]] = []
+        self.seconds = 0.0
+
+    def _evaluate(self) -> None:
+        start = time.perf_counter()
+        sync_envs_normalization(self.training_env, self.eval_env)
+        mean, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_episodes, deterministic=True)
+        self.curve.append((self.num_timesteps, float(mean)))
+        self.seconds += time.perf_counter() - start
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        last = self.curve[-1][0] if self.curve else 0
+        if self.num_timesteps // self.eval_freq > last // self.eval_freq:
+            self._evaluate()
+
+    def _on_training_end(self) -> None:
+        if not self.curve or self.curve[-1][0] != self.num_timesteps:
+            self._evaluate()
+
+
+def run(env_id: str, algo: str, seed: int, timesteps: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Train one agent on one env and seed; return its learning curve, steps/s and parameter count."""
+    th.set_num_threads(args.threads)
     th.manual_seed(seed)
     env = make_env(env_id, args.n_envs, seed)
     eval_env = make_env(env_id, args.n_envs, seed + 1000)
     eval_env.training = False
     eval_env.norm_reward = False
-    model = agent(algo, env, seed, args.width)
-    curve, train_seconds = [], 0.0
-    while model.num_timesteps < args.timesteps:
-        start = time.perf_counter()
-        model.learn(args.eval_freq, reset_num_timesteps=False)
-        train_seconds += time.perf_counter() - start
-        if env.norm_obs:
-            eval_env.obs_rms = env.obs_rms
-        mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
-        curve.append((model.num_timesteps, float(mean)))
+    model = agent(algo, env, seed, args.width, args.elmur_lambda)
+    evaluation = PeriodicEvaluation(eval_env, args.eval_freq, args.eval_episodes)
+    start = time.perf_counter()
+    model.learn(timesteps, callback=evaluation)
+    train_seconds = time.perf_counter() - start - evaluation.seconds
     env.close()
     eval_env.close()
     return {
         "env": env_id,
         "algo": algo,
         "seed": seed,
+        "timesteps": model.num_timesteps,
+        "settings": settings(args),
         "params": sum(p.numel() for p in model.policy.parameters()),
         "steps_per_s": model.num_timesteps / train_seconds,
-        "curve": curve,
-        "final": curve[-1][1],
+        "curve": evaluation.curve,
+        "final": evaluation.curve[-1][1],
     }
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str) -> str:
+def settings(args: argparse.Namespace) -> str:
+    return f"{SETTINGS_TAG}, width {args.width}, n_envs {args.n_envs}, elmur lambda {args.elmur_lambda}"
+
+
+def budget(env_id: str, args: argparse.Namespace) -> int:
+    return args.timesteps if args.timesteps is not None else BUDGETS.get(env_id, DEFAULT_BUDGET)
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     names = {"elmur": "ElmurPPO", "lstm": "RecurrentPPO (LSTM)", "mlp": "PPO (MLP)"}
+    commands = dict.fromkeys(r.get("command", "(not recorded)") for r in results)
     lines = [
-        f"Command: `{command}`",
+        "Produced by " + " and ".join(f"`{command}`" for command in commands) + ".",
         "",
-        f"{args.timesteps:,} steps, {args.n_envs} envs, evaluation: {args.eval_episodes} episodes, deterministic. "
+        f"{args.n_envs} envs, learning rate decayed linearly from 7e-4 to 0, ELMUR λ = {args.elmur_lambda}; "
+        f"evaluation: {args.eval_episodes} episodes, deterministic. "
         "Return: mean over the seeds run of the final evaluation (± std over seeds).",
         "",
-        "| env | agent | parameters | seeds | final return | steps/s | steps/s vs RecurrentPPO |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| env | steps | agent | parameters | seeds | final return | steps/s | steps/s vs RecurrentPPO |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for env_id in dict.fromkeys(r["env"] for r in results):
         rows = {algo: [r for r in results if r["env"] == env_id and r["algo"] == algo] for algo in names}
@@ -140,7 +200,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str
             finals = [r["final"] for r in runs]
             speed = np.mean([r["steps_per_s"] for r in runs])
             lines.append(
-                f"| {env_id} | {names[algo]} | {runs[0]['params']:,} | {len(runs)} "
+                f"| {env_id} | {runs[0]['timesteps']:,} | {names[algo]} | {runs[0]['params']:,} | {len(runs)} "
                 f"| {np.mean(finals):.3f} ± {np.std(finals):.3f} | {speed:.0f} | {speed / lstm_speed:.2f}x |"
             )
     return "\n".join(lines) + "\n"
@@ -151,6 +211,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     envs = list(dict.fromkeys(r["env"] for r in results))
     fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.4), squeeze=False)
@@ -167,6 +228,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
             ax.fill_between(steps, returns.min(0), returns.max(0), color=colors[algo], alpha=0.2)
         ax.set_title(env_id.replace("popgym-", ""), fontsize=10)
         ax.set_xlabel("timesteps")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:.0f}k"))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("evaluation return")
     axes[0][0].legend(fontsize=8)
@@ -174,48 +236,71 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def run_file(runs_dir: Path, env_id: str, algo: str, seed: int) -> Path:
+    return runs_dir / f"{env_id}__{algo}__seed{seed}.json"
+
+
+def run_and_save(env_id: str, algo: str, seed: int, args: argparse.Namespace, path: Path) -> dict[str, Any]:
+    result = {**run(env_id, algo, seed, budget(env_id, args), args), "command": args.command}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(path)  # atomic: an interrupted run leaves no half-written result
+    return result
+
+
+def load_saved(path: Path, args: argparse.Namespace, env_id: str) -> dict[str, Any] | None:
+    """The saved result of a run if it was made with the current settings and budget, else None."""
+    if not path.exists():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        print(f"{path} is corrupt: rerunning it", file=sys.stderr)
+        return None
+    if result.get("settings") != settings(args) or result.get("timesteps", 0) < budget(env_id, args):
+        return None
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=ENVS)
     parser.add_argument("--algos", nargs="+", default=["elmur", "lstm", "mlp"], choices=["elmur", "lstm", "mlp"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--timesteps", type=int, default=50_000)
+    parser.add_argument(
+        "--timesteps", type=int, default=None, help=f"budget for every env (default: {DEFAULT_BUDGET:,}, and {BUDGETS})"
+    )
     parser.add_argument("--n-envs", type=int, default=8)
     parser.add_argument("--eval-freq", type=int, default=5_000)
     parser.add_argument("--eval-episodes", type=int, default=16)
     parser.add_argument("--width", type=int, default=64, help="d_model / LSTM hidden size / first MLP layer")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", default="docs/results/ppo_comparison", help="prefix of the .md/.json/.png outputs")
+    parser.add_argument("--elmur-lambda", type=float, default=0.5, help="LRU blend factor of ElmurPPO")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--workers", type=int, default=1, help="runs trained at once (separate processes)")
+    parser.add_argument("--output", default="docs/results/ppo_comparison", help="prefix of the .md/.png outputs")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from the saved runs")
     args = parser.parse_args()
-    th.set_num_threads(args.threads)
-    import sys
-
-    command = "python benchmarks/ppo_comparison.py " + " ".join(a for a in sys.argv[1:] if a != "--report-only")
+    args.command = "python benchmarks/ppo_comparison.py " + " ".join(sys.argv[1:])
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    raw = output.with_suffix(".json")
-    # Results are saved after every run; an interrupted benchmark resumes where it stopped.
-    results = json.loads(raw.read_text()) if raw.exists() else []
-    done = {(r["env"], r["algo"], r["seed"]) for r in results}
-    for seed in [] if args.report_only else args.seeds:
-        for env_id in args.envs:
-            for algo in args.algos:
-                if (env_id, algo, seed) in done:
-                    continue
-                result = run(env_id, algo, seed, args)
-                results.append(result)
-                raw.write_text(json.dumps(results, indent=1))
-                print(
-                    f"{env_id} {algo} seed {seed}: final {result['final']:.3f}, {result['steps_per_s']:.0f} steps/s",
-                    flush=True,
-                )
-    results = [r for r in results if r["env"] in args.envs and r["algo"] in args.algos and r["seed"] in args.seeds]
-    if not results:
-        raise SystemExit(f"no runs in {raw}")
-    table = report(results, args, command)
+    runs_dir = output.parent / f"{output.name}_runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    keys = [(env_id, algo, seed) for seed in args.seeds for env_id in args.envs for algo in args.algos]
+    results = {key: load_saved(run_file(runs_dir, *key), args, key[0]) for key in keys}
+    todo = [] if args.report_only else [key for key, result in results.items() if result is None]
+    # Longest runs first, so that the workers finish together.
+    todo.sort(key=lambda key: budget(key[0], args) * (10 if key[1] != "mlp" else 1), reverse=True)
+    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        futures = {pool.submit(run_and_save, *key, args, run_file(runs_dir, *key)): key for key in todo}
+        for future in as_completed(futures):
+            key, result = futures[future], future.result()
+            results[key] = result
+            print(f"{' '.join(map(str, key))}: final {result['final']:.3f}, {result['steps_per_s']:.0f} steps/s", flush=True)
+    found = [result for result in results.values() if result is not None]
+    if not found:
+        raise SystemExit(f"no runs with the current settings in {runs_dir}")
+    table = report(found, args)
     output.with_suffix(".md").write_text(table)
-    plot(results, output.with_suffix(".png"))
+    plot(found, output.with_suffix(".png"))
     print(table)
 
 
