@@ -59,8 +59,6 @@ PPO_SETTINGS = {
     "gae_lambda": 0.98,
     "max_grad_norm": 1.0,
 }
-# What a saved run must match to be reused (anything else is rerun).
-SETTINGS_TAG = "lr linear 7e-4->0, n_steps 128, batch 256, epochs 10, gae 0.98, clip-grad 1"
 
 
 def agent(algo: str, env: Any, seed: int, width: int, lru_lambda: float = 0.5) -> Any:
@@ -171,7 +169,12 @@ def run(env_id: str, algo: str, seed: int, timesteps: int, args: argparse.Namesp
 
 
 def settings(args: argparse.Namespace) -> str:
-    return f"{SETTINGS_TAG}, width {args.width}, n_envs {args.n_envs}, elmur lambda {args.elmur_lambda}"
+    """Everything a saved run must match to be reused (anything else is rerun), derived from the settings used."""
+    ppo = ", ".join(f"{name}={value!r}" for name, value in PPO_SETTINGS.items())
+    return (
+        f"{ppo}, width={args.width}, n_envs={args.n_envs}, elmur_lambda={args.elmur_lambda}, "
+        f"eval_freq={args.eval_freq}, eval_episodes={args.eval_episodes}"
+    )
 
 
 def budget(env_id: str, args: argparse.Namespace) -> int:
