@@ -8,13 +8,14 @@ th.set_num_threads(1)
 
 
 def run_stream(net: ElmurBackbone, features: th.Tensor, starts: th.Tensor) -> th.Tensor:
-    """Outputs ``[B, T, D]`` of the streaming path over ``features [B, T, F]`` with episode starts ``[B, T]``."""
-    state = net.initial_state(features.shape[0])
+    """Outputs ``[B, T, D]`` (``[G, B, T, D]`` for towers) of the streaming path over ``features [B, T, F]`` (or
+    ``[G, B, T, F]``) with episode starts ``[B, T]``."""
+    state = net.initial_state(starts.shape[0])
     outs = []
-    for t in range(features.shape[1]):
-        out, state = net.step(features[:, t], state, starts[:, t])
+    for t in range(starts.shape[1]):
+        out, state = net.step(features[..., t, :], state, starts[:, t])
         outs.append(out)
-    return th.stack(outs, dim=1)
+    return th.stack(outs, dim=-2)
 
 
 def block_layout(starts: th.Tensor, segment_len: int) -> tuple[th.Tensor, th.Tensor]:

@@ -118,7 +118,7 @@ def test_reading_empty_memory_is_exactly_no_read(small_config):
     no_read.load_state_dict({k: v for k, v in net.state_dict().items() if ".read." not in k})
     k = small_config.segment_len
     features = th.randn(3, k, 6)
-    junk = MemoryState(th.randn(3, 2, 2, 32) * 1e6, th.full((3, 2, 2), -1))
+    junk = MemoryState(th.randn(3, 1, 2, 2, 32) * 1e6, th.full((3, 2, 2), -1))
     with th.no_grad():
         out, _ = net(features, th.arange(k).expand(3, -1), memory=junk)
         reference, _ = no_read(features, th.arange(k).expand(3, -1))
@@ -152,7 +152,7 @@ def test_ablation_switches(small_config):
         assert memory.timestamps[0, 0].tolist() == [k - 1, 2 * k - 1, 3 * k - 1, -1, -1]
     # Without read, memory content cannot change the tokens.
     net = make(dataclasses.replace(small_config, use_read=False))
-    filled = MemoryState(th.randn(2, 2, 2, 32), th.zeros(2, 2, 2, dtype=th.long))
+    filled = MemoryState(th.randn(2, 1, 2, 2, 32), th.zeros(2, 2, 2, dtype=th.long))
     with th.no_grad():
         a, _ = net(features[:, :k], times[:, :k] + k, memory=filled)
         b, _ = net(features[:, :k], times[:, :k] + k, memory=net.initial_memory(2))
@@ -250,3 +250,36 @@ def test_prefill_rebuilds_the_streaming_state_mid_segment(small_config):
         assert th.equal(a.memory.timestamps, b.memory.timestamps)
     with pytest.raises(ValueError, match="prefill"):
         net.prefill(features[:, :k], memory, th.full((3,), 2 * k), th.full((3,), k))
+
+
+def test_towers_compute_independent_backbones(small_config):
+    """Tower g of a two-tower backbone is exactly the single-tower backbone with tower g's weights, in both paths."""
+    pair = ElmurBackbone(6, small_config, n_towers=2).eval()
+    with th.no_grad():
+        for param in pair.parameters():
+            param.normal_(0.0, 0.3)
+    singles = []
+    for tower in range(2):
+        single = ElmurBackbone(6, small_config).eval()
+        single.load_state_dict({name: value[tower : tower + 1] for name, value in pair.state_dict().items()})
+        singles.append(single)
+    generator = th.Generator().manual_seed(4)
+    features = th.randn(3, 4 * small_config.segment_len + 2, 6, generator=generator)
+    starts = random_starts(3, features.shape[1], 0.05, generator)
+    per_tower = th.randn(2, *features.shape, generator=generator)
+    index, timesteps = block_layout(starts, small_config.segment_len)
+    blocks = index.clamp(min=0)
+    laid_out, per_tower_laid_out = features[th.arange(3)[:, None], blocks], per_tower[:, th.arange(3)[:, None], blocks]
+    with th.no_grad():
+        shared, memory = pair(laid_out, timesteps)
+        separate, _ = pair(per_tower_laid_out, timesteps)
+        streamed = run_stream(pair, per_tower, starts)  # [towers, batch, time, d]
+        for tower, single in enumerate(singles):
+            alone, alone_memory = single(laid_out, timesteps)
+            assert th.allclose(shared[tower], alone, atol=1e-5, rtol=0)
+            assert th.allclose(memory.vectors[:, tower], alone_memory.vectors[:, 0], atol=1e-5, rtol=0)
+            assert th.equal(memory.timestamps, alone_memory.timestamps)
+            assert th.allclose(separate[tower], single(per_tower_laid_out[tower], timesteps)[0], atol=1e-5, rtol=0)
+            assert th.allclose(streamed[tower], run_stream(single, per_tower[tower], starts), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="per tower"):
+        pair(th.zeros(3, 3, 10, 6), th.arange(10).expand(3, -1))

@@ -66,7 +66,7 @@ def test_rollout_memory_is_stored_once_per_segment_start():
     buffer = model.rollout_buffer
     k = model.policy.segment_len
     rollout = buffer.timesteps[k - 1 :]
-    stored = (buffer.memory_timestamps[0, k - 1 :] != -1).any(axis=(-1, -2))
+    stored = (buffer.memory_timestamps[k - 1 :] != -1).any(axis=(-1, -2))
     # Memory is only written at segment starts (where a fresh episode's memory is still empty).
     assert not (stored & (rollout % k != 0)).any()
     assert stored[rollout % k == 0].any()
@@ -96,11 +96,9 @@ def test_write_path_trains_through_memory_only_when_asked(memory_bptt):
         "MlpElmurPolicy", env, n_steps=24, batch_size=24, n_epochs=1, learning_rate=1e-3, seed=0, segments_per_sample=3,
         policy_kwargs={"elmur_kwargs": elmur, "net_arch": [16], "enable_critic_backbone": False},
     )  # fmt: skip
-    write_path = {n: p.detach().clone() for n, p in model.policy.backbone_actor.named_parameters() if ".write." in n}
+    write_path = {n: p.detach().clone() for n, p in model.policy.backbone.named_parameters() if ".write." in n}
     model.learn(48)
-    changed = [
-        n for n, p in model.policy.backbone_actor.named_parameters() if n in write_path and not th.equal(p, write_path[n])
-    ]
+    changed = [n for n, p in model.policy.backbone.named_parameters() if n in write_path and not th.equal(p, write_path[n])]
     if memory_bptt is None:
         assert changed, "the write attention must learn through memory"
     else:

@@ -3,7 +3,7 @@
 import torch as th
 
 from sb3_elmur.elmur import bucket_boundaries, time_buckets
-from sb3_elmur.elmur.time_bias import SegmentPositionBias, TimeDistanceBias
+from sb3_elmur.elmur.time_bias import SegmentPositionBias, TimeDistanceBias, distance_buckets
 
 
 def test_small_distances_are_exact_and_large_ones_log_spaced():
@@ -25,19 +25,23 @@ def test_buckets_are_monotone():
 
 
 def test_empty_slots_get_their_own_bucket():
-    bias = TimeDistanceBias(n_heads=2, n_buckets=8, max_distance=100)
+    bias = TimeDistanceBias(n_towers=1, n_heads=2, n_buckets=8)
     with th.no_grad():
-        bias.table.weight.copy_(th.arange(18, dtype=th.float32).view(9, 2))
-    out = bias(th.tensor([[10]]), th.tensor([[-1, 9]]))  # [batch, heads, tokens, slots]
-    assert out[0, :, 0, 0].tolist() == [16.0, 17.0]  # the "empty" row
-    assert out[0, :, 0, 1].tolist() == [2.0, 3.0]  # distance 1 -> bucket 1
+        bias.table.weight.copy_(th.arange(18, dtype=th.float32).view(1, 9, 2))
+    # [batch, layers, tokens, slots]
+    bucket = distance_buckets(th.tensor([[10]]), th.tensor([[[-1, 9]]]), bucket_boundaries(8, 100))
+    out = bias(bucket[:, 0])  # [towers, batch, heads, tokens, slots]
+    assert out[0, 0, :, 0, 0].tolist() == [16.0, 17.0]  # the "empty" row
+    assert out[0, 0, :, 0, 1].tolist() == [2.0, 3.0]  # distance 1 -> bucket 1
+    write = bias(bucket[:, 0], slots_are_queries=True)  # [towers, batch, heads, slots, tokens]
+    assert th.equal(write[0, 0, :, :, 0], out[0, 0, :, 0, :])
 
 
 def test_position_bias_is_causal_and_relative():
-    bias = SegmentPositionBias(n_heads=1, segment_len=4)
+    bias = SegmentPositionBias(n_towers=1, n_heads=1, segment_len=4)
     with th.no_grad():
-        bias.table.weight.copy_(th.tensor([[0.0], [1.0], [2.0], [3.0]]))
-    out = bias(th.arange(4).view(1, 4), th.ones(1, 4, dtype=th.bool))[0, 0]
+        bias.table.weight.copy_(th.tensor([[[0.0], [1.0], [2.0], [3.0]]]))
+    out = bias()[0, 0]  # [query, key]
     assert out[3, 1] == 2.0 and out[2, 0] == 2.0 and out[1, 1] == 0.0
     upper = th.ones(4, 4, dtype=th.bool).triu(1)
     assert (out[upper] < -1e30).all() and (out[~upper] > -1e30).all()

@@ -18,8 +18,8 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 from stable_baselines3.common.preprocessing import get_obs_shape
 
-from sb3_elmur.common.type_aliases import ElmurRolloutBufferSamples, ElmurStates, SegmentBatch
-from sb3_elmur.elmur import EMPTY, MemoryState, segment_blocks
+from sb3_elmur.common.type_aliases import ElmurRolloutBufferSamples, SegmentBatch
+from sb3_elmur.elmur import EMPTY, MemoryState, StreamState, segment_blocks
 
 NumpyObs = np.ndarray | dict[str, np.ndarray]
 
@@ -63,10 +63,9 @@ class SegmentContext:
         self.n_envs = n_envs
         self.segment_len = segment_len
         self.observations = obs_zeros(observation_space, (n_envs, segment_len))
-        self.memory_pi: MemoryState | None = None
-        self.memory_vf: MemoryState | None = None
+        self.memory: MemoryState | None = None
 
-    def observe(self, obs: NumpyObs, timesteps: np.ndarray, states: ElmurStates) -> None:
+    def observe(self, obs: NumpyObs, timesteps: np.ndarray, states: StreamState) -> None:
         """
         Record the observations of one step (before acting on them) and, for envs at a segment start,
         the memory in ``states`` (already reset for new episodes).
@@ -79,10 +78,8 @@ class SegmentContext:
             target[rows, position] = value
 
         map_obs(store, self.observations, obs)
-        start = th.as_tensor(position == 0, device=states.pi.step.device)
-        self.memory_pi = states.pi.memory if self.memory_pi is None else states.pi.memory.select(start, self.memory_pi)
-        if states.vf is not None:
-            self.memory_vf = states.vf.memory if self.memory_vf is None else states.vf.memory.select(start, self.memory_vf)
+        start = th.as_tensor(position == 0, device=states.step.device)
+        self.memory = states.memory if self.memory is None else states.memory.select(start, self.memory)
 
 
 class ElmurRolloutBufferMixin:
@@ -92,11 +89,10 @@ class ElmurRolloutBufferMixin:
     :param buffer_size: Steps per env (``n_steps``).
     :param observation_space: Observation space.
     :param action_space: Action space.
-    :param memory_shape: ``(n_layers, n_slots, d_model)`` of the backbone memory.
+    :param memory_shape: ``(n_towers, n_layers, n_slots, d_model)`` of the backbone memory.
     :param segment_len: K.
     :param segments_per_sample: S, consecutive segments per training sample (gradient may flow
         through memory inside a sample; each sample starts from the memory the policy acted with).
-    :param critic_memory: Whether the critic has a backbone of its own (its memory is stored too).
     :param device: Torch device of the served tensors.
     :param gae_lambda: GAE lambda.
     :param gamma: Discount factor.
@@ -121,10 +117,9 @@ class ElmurRolloutBufferMixin:
         buffer_size: int,
         observation_space: spaces.Space,
         action_space: spaces.Space,
-        memory_shape: tuple[int, int, int],
+        memory_shape: tuple[int, int, int, int],
         segment_len: int,
         segments_per_sample: int = 3,
-        critic_memory: bool = True,
         device: th.device | str = "auto",
         gae_lambda: float = 1,
         gamma: float = 0.99,
@@ -135,7 +130,6 @@ class ElmurRolloutBufferMixin:
         self.memory_shape = memory_shape
         self.segment_len = segment_len
         self.segments_per_sample = segments_per_sample
-        self.critic_memory = critic_memory
         super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)  # type: ignore[call-arg]
 
     def reset(self) -> None:
@@ -148,15 +142,13 @@ class ElmurRolloutBufferMixin:
         self.timesteps = np.full((rows, self.n_envs), -1, dtype=np.int64)
         self.prefix_observations = obs_zeros(self.observation_space, (prefix_rows, self.n_envs))
         self.prefix_length = np.zeros(self.n_envs, dtype=np.int64)
-        n_memories = 2 if self.critic_memory else 1
-        self.memory_vectors = np.zeros((n_memories, rows, self.n_envs, *self.memory_shape), dtype=np.float32)
-        self.memory_timestamps = np.full((n_memories, rows, self.n_envs, *self.memory_shape[:2]), EMPTY, dtype=np.int64)
+        self.memory_vectors = np.zeros((rows, self.n_envs, *self.memory_shape), dtype=np.float32)
+        self.memory_timestamps = np.full((rows, self.n_envs, *self.memory_shape[1:3]), EMPTY, dtype=np.int64)
         self._samples: dict[str, Any] | None = None
 
-    def _store_memory(self, row: int, envs: np.ndarray, memories: list[MemoryState]) -> None:
-        for index, memory in enumerate(memories):
-            self.memory_vectors[index, row, envs] = memory.vectors[envs].cpu().numpy()
-            self.memory_timestamps[index, row, envs] = memory.timestamps[envs].cpu().numpy()
+    def _store_memory(self, row: int, envs: np.ndarray, memory: MemoryState) -> None:
+        self.memory_vectors[row, envs] = memory.vectors[envs].cpu().numpy()
+        self.memory_timestamps[row, envs] = memory.timestamps[envs].cpu().numpy()
 
     def set_prefix(self, context: SegmentContext, length: np.ndarray, segment_start: np.ndarray) -> None:
         """
@@ -179,23 +171,21 @@ class ElmurRolloutBufferMixin:
 
             map_obs(copy, self.prefix_observations, context.observations)
             self.timesteps[rows, env] = segment_start[env] + np.arange(p)
-            memories = [context.memory_pi] + ([context.memory_vf] if self.critic_memory else [])
-            self._store_memory(prefix_rows - p, np.array([env]), memories)  # type: ignore[arg-type]
+            self._store_memory(prefix_rows - p, np.array([env]), context.memory)  # type: ignore[arg-type]
 
-    def add_segments(self, timesteps: np.ndarray, memory_pi: MemoryState, memory_vf: MemoryState | None = None) -> None:
+    def add_segments(self, timesteps: np.ndarray, memory: MemoryState) -> None:
         """
         Segment bookkeeping of the step just added: its episode step and, for envs at a segment
         start, the memory the policy acted with.
 
         :param timesteps: ``[n_envs]`` absolute episode step of each env's step.
-        :param memory_pi: Actor memory before the step (after resets).
-        :param memory_vf: Critic memory before the step (with a critic backbone).
+        :param memory: Memory (all towers) before the step (after resets).
         """
         row = self.segment_len - 1 + self.pos - 1
         self.timesteps[row] = timesteps
         starts = np.flatnonzero(timesteps % self.segment_len == 0)
         if starts.size:
-            self._store_memory(row, starts, [memory_pi] + ([memory_vf] if self.critic_memory else []))  # type: ignore[list-item]
+            self._store_memory(row, starts, memory)
 
     # ------------------------------------------------------------------ sampling
     def _prepare_samples(self) -> None:
@@ -223,12 +213,10 @@ class ElmurRolloutBufferMixin:
             return self.to_torch(data[safe])  # type: ignore[attr-defined]
 
         first = safe[:, 0]
-        memories = []
-        for m in range(self.memory_vectors.shape[0]):
-            vectors = self.memory_vectors[m].reshape(-1, *self.memory_shape)[first]
-            timestamps = self.memory_timestamps[m].reshape(-1, *self.memory_shape[:2])[first]
-            timestamps[~valid[:, 0]] = EMPTY
-            memories.append(MemoryState(self.to_torch(vectors), th.as_tensor(timestamps, device=self.device)))
+        vectors = self.memory_vectors.reshape(-1, *self.memory_shape)[first]
+        timestamps = self.memory_timestamps.reshape(-1, *self.memory_shape[1:3])[first]
+        timestamps[~valid[:, 0]] = EMPTY
+        memory = MemoryState(self.to_torch(vectors), th.as_tensor(timestamps, device=self.device))
 
         def flat(array: np.ndarray) -> th.Tensor:
             return self.to_torch(array.reshape(self.buffer_size * self.n_envs, *array.shape[2:]))  # type: ignore[attr-defined]
@@ -238,7 +226,7 @@ class ElmurRolloutBufferMixin:
             "timesteps": th.as_tensor(np.where(valid, self.timesteps.reshape(-1)[safe], -1), device=self.device),
             "mask": th.as_tensor(loss, device=self.device),
             "rollout_index": th.as_tensor(rollout_index, device=self.device),
-            "memories": memories,
+            "memory": memory,
             "actions": flat(self.actions.astype(np.float32, copy=False)),
             "values": flat(self.values).flatten(),
             "log_probs": flat(self.log_probs).flatten(),
@@ -280,13 +268,12 @@ class ElmurRolloutBufferMixin:
         index = th.as_tensor(chunk, device=self.device)
         mask = data["mask"][index]
         steps = data["rollout_index"][index][mask]
-        memories = [MemoryState(m.vectors[index], m.timestamps[index]) for m in data["memories"]]
+        memory = data["memory"]
         batch = SegmentBatch(
             observations=map_obs(lambda obs: obs[index], data["observations"]),
             timesteps=data["timesteps"][index],
             mask=mask,
-            memory_pi=memories[0],
-            memory_vf=memories[1] if len(memories) > 1 else None,
+            memory=MemoryState(memory.vectors[index], memory.timestamps[index]),
         )
         return ElmurRolloutBufferSamples(
             observations=batch,

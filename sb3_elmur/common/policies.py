@@ -18,7 +18,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from sb3_elmur.common.type_aliases import ElmurStates, SegmentBatch, TensorObs
+from sb3_elmur.common.type_aliases import SegmentBatch, TensorObs
 from sb3_elmur.elmur import ElmurBackbone, ElmurConfig, MemoryState, StreamState
 
 SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)
@@ -141,8 +141,8 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         )
         self.shared_backbone = shared_backbone
         self.enable_critic_backbone = enable_critic_backbone
-        self.backbone_actor = ElmurBackbone(self.features_dim, self.elmur_config)
-        self.backbone_critic = ElmurBackbone(self.features_dim, self.elmur_config) if enable_critic_backbone else None
+        # Actor and critic backbones are two towers of one module: each torch op runs once for both.
+        self.backbone = ElmurBackbone(self.features_dim, self.elmur_config, n_towers=2 if enable_critic_backbone else 1)
         # Critic without memory: map features to the backbone width so the same value head applies.
         self.critic = None if (shared_backbone or enable_critic_backbone) else nn.Linear(self.features_dim, self.latent_dim)
         # Identifies states made by this model (kept with the weights; from os.urandom, not the torch RNG).
@@ -175,65 +175,69 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
     def segment_len(self) -> int:
         return self.elmur_config.segment_len
 
-    def initial_states(self, n_envs: int) -> ElmurStates:
+    def initial_states(self, n_envs: int) -> StreamState:
         """Fresh acting state (empty memory, step 0) for ``n_envs`` envs."""
-        critic = self.backbone_critic.initial_state(n_envs) if self.backbone_critic is not None else None
-        return ElmurStates(self.backbone_actor.initial_state(n_envs), critic)
+        return self.backbone.initial_state(n_envs)
 
-    def reset_states(self, states: ElmurStates, episode_starts: th.Tensor) -> ElmurStates:
+    def reset_states(self, states: StreamState, episode_starts: th.Tensor) -> StreamState:
         """Start new episodes for the flagged envs (others untouched)."""
         mask = episode_starts.to(th.bool).view(-1)
         if not mask.any():
             return states
-        return states.map(lambda state: ElmurBackbone.reset_state(state, mask))
+        return ElmurBackbone.reset_state(states, mask)
 
-    def _split(self, features: th.Tensor | tuple[th.Tensor, th.Tensor]) -> tuple[th.Tensor, th.Tensor]:
-        return (features, features) if self.share_features_extractor else features  # type: ignore[return-value]
+    def _backbone_input(self, features: th.Tensor | tuple[th.Tensor, th.Tensor], leading: tuple[int, ...]) -> th.Tensor:
+        """
+        What the backbone reads, shaped ``[*leading, F]``: the shared features, or with separate extractors
+        the actor's features (stacked with the critic's when the critic has a tower of its own).
+        """
+        if self.share_features_extractor:
+            return features.view(*leading, -1)  # type: ignore[union-attr]
+        pi_features, vf_features = features
+        if self.backbone.n_towers == 1:
+            return pi_features.view(*leading, -1)
+        return th.stack([pi_features, vf_features]).view(2, *leading, -1)
+
+    def _latents(
+        self, out: th.Tensor, features: th.Tensor | tuple[th.Tensor, th.Tensor], mask: th.Tensor | None = None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Actor and critic latents from the backbone output ``[G, ..., d_model]`` (restricted to ``mask`` when given).
+
+        :param out: Towers-first backbone output.
+        :param features: The features the backbone read (the critic without memory maps them instead).
+        :param mask: Optional boolean mask over the flattened leading dimensions of ``out``.
+        """
+        if mask is not None:
+            out = out.flatten(1, -2)[:, mask]
+        if self.backbone.n_towers == 2:
+            return out[0], out[1]
+        if self.shared_backbone:
+            return out[0], out[0].detach()
+        vf_features = features if self.share_features_extractor else features[1]  # type: ignore[index]
+        vf_features = vf_features.reshape(-1, vf_features.shape[-1])  # type: ignore[union-attr]
+        return out[0], self.critic(vf_features if mask is None else vf_features[mask])  # type: ignore[misc]
 
     def prefill_states(
-        self,
-        observations: TensorObs,
-        memory_pi: MemoryState,
-        memory_vf: MemoryState | None,
-        segment_start: th.Tensor,
-        length: th.Tensor,
-    ) -> ElmurStates:
+        self, observations: TensorObs, memory: MemoryState, segment_start: th.Tensor, length: th.Tensor
+    ) -> StreamState:
         """
         Acting state of envs that stand ``length`` steps into a segment, rebuilt with the current
         parameters from the observations of those steps (see :meth:`ElmurBackbone.prefill`).
 
         :param observations: ``[n_envs, K, *obs_shape]`` (or a dict), the segment's first steps.
-        :param memory_pi: Actor memory at the segment start.
-        :param memory_vf: Critic memory at the segment start (None without a critic backbone).
+        :param memory: Memory (all towers) at the segment start.
         :param segment_start: ``[n_envs]`` absolute step of the segment start.
         :param length: ``[n_envs]`` steps already taken in the segment.
         """
-        n_envs = segment_start.shape[0]
-        pi_features, vf_features = self._split(self.extract_features(flatten_time(observations)))
-        pi_state = self.backbone_actor.prefill(
-            pi_features.view(n_envs, self.segment_len, -1), memory_pi, segment_start, length
-        )
-        vf_state = None
-        if self.backbone_critic is not None:
-            assert memory_vf is not None
-            vf_features = vf_features.view(n_envs, self.segment_len, -1)
-            vf_state = self.backbone_critic.prefill(vf_features, memory_vf, segment_start, length)
-        return ElmurStates(pi_state, vf_state)
+        features = self.extract_features(flatten_time(observations))
+        inputs = self._backbone_input(features, (segment_start.shape[0], self.segment_len))
+        return self.backbone.prefill(inputs, memory, segment_start, length)
 
     # ------------------------------------------------------------------ acting (streaming path)
-    def _critic_latent_step(
-        self, vf_features: th.Tensor, latent_pi: th.Tensor, state_vf: StreamState | None, episode_starts: th.Tensor
-    ) -> tuple[th.Tensor, StreamState | None]:
-        if self.backbone_critic is not None:
-            assert state_vf is not None, "the critic backbone needs its state"
-            return self.backbone_critic.step(vf_features, state_vf, episode_starts)
-        if self.shared_backbone:
-            return latent_pi.detach(), None
-        return self.critic(vf_features), None  # type: ignore[misc]
-
     def forward(  # type: ignore[override]
-        self, obs: PyTorchObs, states: ElmurStates, episode_starts: th.Tensor, deterministic: bool = False
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, ElmurStates]:
+        self, obs: PyTorchObs, states: StreamState, episode_starts: th.Tensor, deterministic: bool = False
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, StreamState]:
         """
         One acting step for every env.
 
@@ -243,27 +247,25 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         :param deterministic: Greedy actions.
         :return: Actions, values, log-probabilities and the new state.
         """
-        starts = episode_starts.to(th.bool)
-        pi_features, vf_features = self._split(self.extract_features(obs))
-        latent_pi, state_pi = self.backbone_actor.step(pi_features, states.pi, starts)
-        latent_vf, state_vf = self._critic_latent_step(vf_features, latent_pi, states.vf, starts)
-        latent_pi = self.mlp_extractor.forward_actor(latent_pi)
+        features = self.extract_features(obs)
+        out, states = self.backbone.step_towers(self._backbone_input(features, (states.batch_size,)), states, episode_starts)
+        latent_pi, latent_vf = self._latents(out, features)
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
-        distribution = self._get_action_dist_from_latent(latent_pi)
+        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
-        return actions, values, log_prob, ElmurStates(state_pi, state_vf)
+        return actions, values, log_prob, states
 
     def get_distribution(  # type: ignore[override]
         self, obs: PyTorchObs, state: StreamState, episode_starts: th.Tensor
     ) -> tuple[Distribution, StreamState]:
-        """Action distribution of one acting step and the actor's new state."""
-        features = super(ActorCriticPolicy, self).extract_features(obs, self.pi_features_extractor)
-        latent_pi, state = self.backbone_actor.step(features, state, episode_starts.to(th.bool))
-        return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi)), state
+        """Action distribution of one acting step and the new state."""
+        features = self.extract_features(obs)
+        out, state = self.backbone.step_towers(self._backbone_input(features, (state.batch_size,)), state, episode_starts)
+        return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(out[0])), state
 
-    def predict_values(self, obs: PyTorchObs, states: ElmurStates, episode_starts: th.Tensor) -> th.Tensor:  # type: ignore[override]
+    def predict_values(self, obs: PyTorchObs, states: StreamState, episode_starts: th.Tensor) -> th.Tensor:  # type: ignore[override]
         """
         Values of one acting step. The given state is not modified.
 
@@ -271,27 +273,27 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         :param states: Acting state before the step.
         :param episode_starts: ``[n_envs]``; 1 starts a new episode before the step.
         """
-        starts = episode_starts.to(th.bool)
-        features = super(ActorCriticPolicy, self).extract_features(obs, self.vf_features_extractor)
-        if self.backbone_critic is not None:
-            assert states.vf is not None
-            latent_vf, _ = self.backbone_critic.step(features, states.vf.clone(), starts)
-        elif self.shared_backbone:
-            latent_vf = self.backbone_actor.step(features, states.pi.clone(), starts)[0].detach()
-        else:
-            latent_vf = self.critic(features)  # type: ignore[misc]
-        return self.value_net(self.mlp_extractor.forward_critic(latent_vf))
+        features = self.extract_features(obs)
+        if self.critic is not None:  # no memory: the step itself is not needed
+            vf_features = features if self.share_features_extractor else features[1]
+            return self.value_net(self.mlp_extractor.forward_critic(self.critic(vf_features)))
+        inputs = self._backbone_input(features, (states.batch_size,))
+        out, _ = self.backbone.step_towers(inputs, states.clone(), episode_starts)
+        return self.value_net(self.mlp_extractor.forward_critic(self._latents(out, features)[1]))
 
     # ------------------------------------------------------------------ training (parallel path)
-    def _actor_latent(self, obs: SegmentBatch, memory_bptt: int | None = -1) -> tuple[th.Tensor, th.Tensor, MemoryState]:
-        """Features of every position, the actor's latent of the masked steps and the memory after the batch."""
-        batch, length = obs.timesteps.shape
+    def _sequence(self, obs: SegmentBatch, memory_bptt: int | None = -1) -> tuple[th.Tensor, th.Tensor, MemoryState]:
+        """Actor and critic latents of the masked steps of a segment batch and the memory after the batch."""
         features = self.extract_features(flatten_time(obs.observations))
-        pi_features = self._split(features)[0]
-        latent_pi, memory = self.backbone_actor(
-            pi_features.view(batch, length, -1), obs.timesteps, obs.memory_pi, memory_bptt=memory_bptt, check_layout=False
+        out, memory = self.backbone.forward_towers(
+            self._backbone_input(features, tuple(obs.timesteps.shape)),
+            obs.timesteps,
+            obs.memory,
+            memory_bptt=memory_bptt,
+            check_layout=False,
         )
-        return features, latent_pi.flatten(0, 1)[obs.mask.flatten()], memory
+        latent_pi, latent_vf = self._latents(out, features, obs.mask.flatten())
+        return latent_pi, latent_vf, memory
 
     def evaluate_actions(  # type: ignore[override]
         self, obs: SegmentBatch, actions: th.Tensor
@@ -303,32 +305,20 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         :param actions: Actions of the masked steps, in ``obs.mask`` order.
         :return: One entry per masked step.
         """
-        batch, length = obs.timesteps.shape
-        mask = obs.mask.flatten()
-        features, latent_pi, _ = self._actor_latent(obs)
-        vf_features = self._split(features)[1]
-        if self.backbone_critic is not None:
-            latent_vf, _ = self.backbone_critic(
-                vf_features.view(batch, length, -1), obs.timesteps, obs.memory_vf, check_layout=False
-            )
-            latent_vf = latent_vf.flatten(0, 1)[mask]
-        elif self.shared_backbone:
-            latent_vf = latent_pi.detach()
-        else:
-            latent_vf = self.critic(vf_features[mask])  # type: ignore[misc]
+        latent_pi, latent_vf, _ = self._sequence(obs)
         distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
         return values, distribution.log_prob(actions), distribution.entropy()
 
     def actor_distribution(self, obs: SegmentBatch, memory_bptt: int | None = -1) -> tuple[Distribution, MemoryState]:
         """
-        Action distribution of the masked steps under the actor alone (behaviour cloning, parallel
-        evaluation) and the actor memory after the batch (to carry into the next segments).
+        Action distribution of the masked steps under the actor (behaviour cloning, parallel
+        evaluation) and the memory after the batch (to carry into the next segments).
 
         :param obs: The batch layout.
         :param memory_bptt: Override of the backbone's ``memory_bptt`` (-1: the config's).
         """
-        _, latent_pi, memory = self._actor_latent(obs, memory_bptt)
+        latent_pi, _, memory = self._sequence(obs, memory_bptt)
         return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi)), memory
 
     # ------------------------------------------------------------------ predict (numpy API)
@@ -349,7 +339,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
                 f"state must be the tuple of {len(STATE_FIELDS)} arrays {STATE_FIELDS} returned by predict() "
                 f"(or None for fresh envs), got {type(state).__name__}"
             )
-        expected = self.state_to_numpy(self.backbone_actor.initial_state(n_envs))
+        expected = self.state_to_numpy(self.backbone.initial_state(n_envs))
         for name, array, reference in zip(STATE_FIELDS, state, expected, strict=True):
             array = np.asarray(array)
             if array.shape != reference.shape:
@@ -361,7 +351,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             raise ValueError("state was produced by another model: pass state=None to start fresh with this model")
         tensors = [
             th.tensor(np.asarray(array), device=self.device, dtype=reference.dtype)  # a copy: acting updates it in place
-            for array, reference in zip(state[:-1], self.backbone_actor.initial_state(n_envs).tensors(), strict=True)
+            for array, reference in zip(state[:-1], self.backbone.initial_state(n_envs).tensors(), strict=True)
         ]
         return StreamState.from_tensors(tuple(tensors))
 
@@ -407,7 +397,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         obs_tensor, vectorized_env = self.obs_to_tensor(observation)
         n_envs = (next(iter(obs_tensor.values())) if isinstance(obs_tensor, dict) else obs_tensor).shape[0]
         if state is None:
-            state = self.backbone_actor.initial_state(n_envs)
+            state = self.backbone.initial_state(n_envs)
         elif state.batch_size != n_envs:
             raise ValueError(f"state holds {state.batch_size} env(s) but {n_envs} observation(s) were given")
         if episode_start is None:
@@ -429,15 +419,15 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             actions = actions.squeeze(axis=0)
         return actions, state
 
-    def memory_statistics(self, states: ElmurStates) -> dict[str, float]:
+    def memory_statistics(self, states: StreamState) -> dict[str, float]:
         """Occupancy, age and norm of the actor's memory slots (for logging)."""
-        memory = states.pi.memory
+        memory = states.memory
         occupied = memory.timestamps >= 0
         stats = {"slot_occupancy": occupied.float().mean().item()}
         if occupied.any():
-            now = (states.pi.step - 1).view(-1, 1, 1).expand_as(memory.timestamps)
+            now = (states.step - 1).view(-1, 1, 1).expand_as(memory.timestamps)
             stats["mean_slot_age"] = (now - memory.timestamps)[occupied].float().mean().item()
-            stats["mean_slot_norm"] = memory.vectors.norm(dim=-1)[occupied].mean().item()
+            stats["mean_slot_norm"] = memory.vectors[:, 0].norm(dim=-1)[occupied].mean().item()
         return stats
 
 

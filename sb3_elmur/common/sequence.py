@@ -56,7 +56,7 @@ def actor_sequence(
     check_sequence_policy(policy)
     batch, length = timesteps.shape
     if isinstance(policy, ElmurActorCriticPolicy):
-        memory = policy.backbone_actor.initial_memory(batch) if carry is None else carry
+        memory = policy.backbone.initial_memory(batch) if carry is None else carry
         distribution, memory = policy.actor_distribution(SegmentBatch(observations, timesteps, mask, memory), memory_bptt)
         return distribution, memory
     flat_obs = flatten_time(observations)

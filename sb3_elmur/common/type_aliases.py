@@ -5,34 +5,9 @@ from typing import NamedTuple
 
 import torch as th
 
-from sb3_elmur.elmur import MemoryState, StreamState
+from sb3_elmur.elmur import MemoryState
 
 TensorObs = th.Tensor | dict[str, th.Tensor]
-
-
-@dataclass
-class ElmurStates:
-    """
-    Live acting state of a policy for a batch of envs.
-
-    :param pi: Streaming state of the actor backbone.
-    :param vf: Streaming state of the critic backbone, or None when the critic has none of its own
-        (shared backbone, or a critic without memory).
-    """
-
-    pi: StreamState
-    vf: StreamState | None = None
-
-    def map(self, fn) -> "ElmurStates":
-        """Apply ``fn`` to each streaming state."""
-        return ElmurStates(fn(self.pi), None if self.vf is None else fn(self.vf))
-
-    def clone(self) -> "ElmurStates":
-        return self.map(lambda state: state.clone())
-
-    def rows(self, index: th.Tensor | slice) -> "ElmurStates":
-        """The states of some envs (a copy)."""
-        return self.map(lambda state: StreamState.from_tensors(tuple(t[index].clone() for t in state.tensors())))
 
 
 @dataclass
@@ -43,15 +18,13 @@ class SegmentBatch:
     :param observations: ``[batch, n_blocks * K, *obs_shape]`` (a dict of those for Dict spaces).
     :param timesteps: ``[batch, n_blocks * K]`` absolute episode step, -1 = padding.
     :param mask: ``[batch, n_blocks * K]`` bool, True for the steps that enter the loss.
-    :param memory_pi: Actor memory at the start of each sample.
-    :param memory_vf: Critic memory at the start of each sample (None without a critic backbone).
+    :param memory: Memory (every tower: actor, and critic with a critic backbone) at the start of each sample.
     """
 
     observations: TensorObs
     timesteps: th.Tensor
     mask: th.Tensor
-    memory_pi: MemoryState
-    memory_vf: MemoryState | None = None
+    memory: MemoryState
 
 
 class ElmurRolloutBufferSamples(NamedTuple):

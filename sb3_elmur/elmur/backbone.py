@@ -7,8 +7,10 @@ from torch import nn
 
 from sb3_elmur.elmur.config import ElmurConfig
 from sb3_elmur.elmur.layer import ElmurLayer
-from sb3_elmur.elmur.memory import MemoryState
+from sb3_elmur.elmur.memory import EMPTY, LruPlan, MemoryState, lru_plan
 from sb3_elmur.elmur.segment import validate_segment_layout
+from sb3_elmur.elmur.time_bias import bucket_boundaries, distance_buckets
+from sb3_elmur.elmur.towers import TowerLinear, tower_norm
 
 
 @dataclass
@@ -20,10 +22,10 @@ class StreamState:
 
     :param memory: Committed memory of every layer (see :class:`MemoryState`).
     :param step: ``[batch]`` int64, absolute index (inside the episode) of the next step.
-    :param keys: ``[batch, n_layers, K, d_model]`` self-attention keys of the current segment.
-    :param values: ``[batch, n_layers, K, d_model]`` self-attention values of the current segment.
-    :param outputs: ``[batch, n_layers, K, d_model]`` each layer's final token states of the current
-        segment (what the write attention reads when the segment completes).
+    :param keys: ``[batch, n_towers, n_layers, K, d_model]`` self-attention keys of the current segment.
+    :param values: ``[batch, n_towers, n_layers, K, d_model]`` self-attention values of the current segment.
+    :param outputs: ``[batch, n_towers, n_layers, K, d_model]`` each layer's final token states of the
+        current segment (what the write attention reads when the segment completes).
     """
 
     memory: MemoryState
@@ -53,6 +55,40 @@ class StreamState:
     def clone(self) -> "StreamState":
         return StreamState.from_tensors(tuple(t.clone() for t in self.tensors()))
 
+    def rows(self, index: th.Tensor | slice) -> "StreamState":
+        """The state of some episodes (a copy)."""
+        return StreamState.from_tensors(tuple(t[index].clone() for t in self.tensors()))
+
+
+@dataclass
+class SegmentPlan:
+    """
+    What depends on times only, for a run of blocks (one per segment), computed once per forward and
+    shared by all layers and towers: the slot timestamps each block reads, their distance buckets to
+    the block's tokens, and the LRU plan of each block's commit.
+
+    Leading dimension: the block. ``L`` layers, ``M`` slots, ``K`` positions.
+
+    :param steps: ``[blocks, batch, K]`` absolute step of each position, -1 = padding.
+    :param reset: ``[blocks, batch]`` bool, the block starts an episode (memory emptied first).
+    :param occupied: ``[blocks, batch, L, M]`` bool, slots written before the block.
+    :param any_slot: ``[blocks, batch, L, 1, 1]`` float, 1 where a layer has at least one written slot.
+    :param bucket: ``[blocks, batch, L, K, M]`` int64 time-distance buckets (token, slot).
+    :param lru: LRU plan of each block's commit (``keep``/``take`` ``[blocks, batch, L, M, 1]``); episodes
+        whose block is incomplete keep their memory.
+    """
+
+    steps: th.Tensor
+    reset: th.Tensor
+    occupied: th.Tensor
+    any_slot: th.Tensor
+    bucket: th.Tensor
+    lru: LruPlan
+
+    @property
+    def valid(self) -> th.Tensor:
+        return self.steps >= 0
+
 
 class ElmurBackbone(nn.Module):
     """
@@ -67,18 +103,29 @@ class ElmurBackbone(nn.Module):
       segment (O(K) work per step), memory committed when a segment completes. Envs may be at
       different positions in their segments and are reset independently.
 
+    With ``n_towers > 1`` the module holds that many independent backbones with the same settings
+    (ElmurPPO's actor and critic) and evaluates them together, each torch op launched once for all:
+    inputs are shared (``[batch, ...]``) or per tower (``[n_towers, batch, ...]``), outputs are
+    towers-first. A single-tower backbone has no tower dimension in its inputs and outputs.
+
     :param in_features: Width of the input features (projected to ``config.d_model``).
     :param config: Backbone settings.
+    :param n_towers: Number of towers.
     """
 
-    def __init__(self, in_features: int, config: ElmurConfig) -> None:
+    def __init__(self, in_features: int, config: ElmurConfig, n_towers: int = 1) -> None:
         super().__init__()
+        if n_towers < 1:
+            raise ValueError(f"n_towers must be >= 1, got {n_towers}")
         self.config = config
         self.in_features = in_features
-        self.input_proj = nn.Linear(in_features, config.d_model)
-        self.layers = nn.ModuleList(ElmurLayer(config) for _ in range(config.n_layers))
-        self.final_norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
+        self.n_towers = n_towers
+        self.input_proj = TowerLinear(n_towers, in_features, config.d_model)
+        self.layers = nn.ModuleList(ElmurLayer(config, n_towers) for _ in range(config.n_layers))
+        self.final_norm = tower_norm(n_towers, config.d_model, config.norm_first)
         self.register_buffer("_positions", th.arange(config.segment_len), persistent=False)
+        boundaries = bucket_boundaries(config.n_time_buckets, config.max_time_distance)
+        self.register_buffer("_boundaries", boundaries, persistent=False)
 
     @property
     def out_features(self) -> int:
@@ -89,13 +136,14 @@ class ElmurBackbone(nn.Module):
         """Empty memory for ``batch_size`` episodes."""
         c = self.config
         param = self.input_proj.weight
-        return MemoryState.empty(batch_size, c.n_layers, c.n_slots, c.d_model, param.device, param.dtype)
+        return MemoryState.empty(batch_size, self.n_towers, c.n_layers, c.n_slots, c.d_model, param.device, param.dtype)
 
     def initial_state(self, batch_size: int) -> StreamState:
         """Fresh streaming state (empty memory, step 0) for ``batch_size`` episodes."""
         c = self.config
         param = self.input_proj.weight
-        cache = th.zeros(batch_size, c.n_layers, c.segment_len, c.d_model, device=param.device, dtype=param.dtype)
+        shape = (batch_size, self.n_towers, c.n_layers, c.segment_len, c.d_model)
+        cache = th.zeros(shape, device=param.device, dtype=param.dtype)
         return StreamState(
             memory=self.initial_memory(batch_size),
             step=th.zeros(batch_size, dtype=th.long, device=param.device),
@@ -127,7 +175,7 @@ class ElmurBackbone(nn.Module):
         :param state: Streaming state.
         :param mask: ``[batch]`` bool.
         """
-        rows = mask.view(-1, 1, 1, 1)
+        rows = mask.view(-1, 1, 1, 1, 1)
         return StreamState(
             memory=state.memory.reset(mask),
             step=state.step.masked_fill(mask, 0),
@@ -137,25 +185,106 @@ class ElmurBackbone(nn.Module):
         )
 
     # ------------------------------------------------------------------ shared pieces
+    def _project(self, features: th.Tensor, shared_dims: int) -> th.Tensor:
+        """Input projection to ``[G, ...]``: shared features have ``shared_dims`` dimensions, per-tower ones one more."""
+        if features.dim() == shared_dims:
+            return self.input_proj.shared(features)
+        return self.input_proj(features)
+
+    def _check_features(self, features: th.Tensor, leading: tuple[int, ...], names: str) -> None:
+        """Shape check of shared (``[*leading, F]``) or per-tower (``[G, *leading, F]``) features."""
+        n = len(leading) + 1
+        per_tower = self.n_towers > 1 and features.dim() == n + 1 and features.shape[0] == self.n_towers
+        if not (features.dim() == n or per_tower) or features.shape[-1] != self.in_features:
+            expected = f"[{names}, {self.in_features}]"
+            if self.n_towers > 1:
+                expected += f" or, per tower, [{self.n_towers}, {names}, {self.in_features}]"
+            raise ValueError(f"features must have shape {expected}, got {tuple(features.shape)}")
+        if tuple(features.shape[-n:-1]) != leading:
+            raise ValueError(f"features hold [{names}] = {list(features.shape[-n:-1])}, expected {list(leading)}")
+
+    def _squeeze(self, out: th.Tensor) -> th.Tensor:
+        return out[0] if self.n_towers == 1 else out
+
+    def plan(self, timesteps: th.Tensor, timestamps: th.Tensor) -> SegmentPlan:
+        """
+        The :class:`SegmentPlan` of a block layout (see :meth:`forward`): a loop over blocks on integer
+        tensors only (the LRU rule needs timestamps, never vectors).
+
+        :param timesteps: ``[batch, n_blocks * K]`` int64, -1 = padding.
+        :param timestamps: ``[batch, L, M]`` slot timestamps before the first block.
+        """
+        c = self.config
+        batch = timesteps.shape[0]
+        steps = timesteps.view(batch, -1, c.segment_len).transpose(0, 1).contiguous()  # [blocks, batch, K]
+        slot_times, plans = [], []
+        for block_steps in steps:
+            timestamps = timestamps.masked_fill((block_steps[:, 0] == 0).view(-1, 1, 1), EMPTY)
+            slot_times.append(timestamps)
+            # Without a write path nothing is ever committed.
+            complete = (block_steps[:, -1] >= 0) & c.use_write
+            plan = lru_plan(timestamps, block_steps[:, -1], c.lru_lambda, c.use_lru, complete=complete)
+            plans.append(plan)
+            timestamps = plan.timestamps
+        slot_time = th.stack(slot_times)
+        occupied = slot_time >= 0
+        dtype = self.input_proj.weight.dtype
+        return SegmentPlan(
+            steps=steps,
+            reset=steps[:, :, 0] == 0,
+            occupied=occupied,
+            any_slot=occupied.any(-1).to(dtype)[..., None, None],
+            bucket=distance_buckets(steps.clamp(min=0), slot_time, self._boundaries),
+            lru=LruPlan(*(th.stack([getattr(p, f) for p in plans]) for f in ("keep", "take", "timestamps"))),
+        )
+
     def _commit(
-        self,
-        memory: MemoryState,
-        outputs: list[th.Tensor],
-        token_time: th.Tensor,
-        commit_time: th.Tensor,
-        token_valid: th.Tensor | None = None,
-    ) -> MemoryState:
-        """Memory track of every layer for a completed segment (layer l writes only its own slots)."""
-        vectors, timestamps = [], []
+        self, vectors: list[th.Tensor], plan: SegmentPlan, block: int, outputs: list[th.Tensor], write_bias: list
+    ) -> list[th.Tensor]:
+        """Memory track of every layer for one block (layer l writes only its own slots)."""
+        lru = plan.lru
+        return [
+            layer.memory_track(
+                vectors[index],
+                plan.occupied[block, :, index, :, None],
+                outputs[index],
+                write_bias[index][:, block] if write_bias[index] is not None else None,
+                LruPlan(lru.keep[block, :, index], lru.take[block, :, index], lru.timestamps[block, :, index]),
+            )
+            for index, layer in enumerate(self.layers)
+        ]
+
+    def _memory_state(self, vectors: list[th.Tensor], timestamps: th.Tensor) -> MemoryState:
+        """Per-layer ``[G, batch, M, d]`` vectors back into a :class:`MemoryState`."""
+        return MemoryState(th.stack(vectors, dim=2).transpose(0, 1), timestamps)
+
+    def _block_biases(self, plan: SegmentPlan) -> tuple[list[th.Tensor], list, list]:
+        """Per layer: the self-attention bias ``[G, 1, H, K, K]`` and the read and write biases of all blocks."""
+        self_bias, read_bias, write_bias = [], [], []
         for index, layer in enumerate(self.layers):
-            slots, slot_time = memory.layer(index)
-            new_slots, new_time = layer.memory_track(slots, slot_time, outputs[index], token_time, commit_time, token_valid)
-            vectors.append(new_slots)
-            timestamps.append(new_time)
-        return MemoryState(th.stack(vectors, dim=1), th.stack(timestamps, dim=1))
+            self_bias.append(layer.self_attn.position_bias().unsqueeze(1))
+            bucket = plan.bucket[:, :, index]
+            read_bias.append(layer.read.bias(bucket, plan.occupied[:, :, index]) if layer.read is not None else None)
+            write_bias.append(layer.write.bias(bucket, plan.valid) if layer.write is not None else None)
+        return self_bias, read_bias, write_bias
 
     # ------------------------------------------------------------------ parallel path (training)
     def forward(
+        self,
+        features: th.Tensor,
+        timesteps: th.Tensor,
+        memory: MemoryState | None = None,
+        memory_bptt: int | None = -1,
+        check_layout: bool = True,
+    ) -> tuple[th.Tensor, MemoryState]:
+        """
+        Run whole segments in parallel (see :meth:`forward_towers`); a single-tower backbone returns
+        ``[batch, n_blocks * K, d_model]``.
+        """
+        out, memory = self.forward_towers(features, timesteps, memory, memory_bptt, check_layout)
+        return self._squeeze(out), memory
+
+    def forward_towers(
         self,
         features: th.Tensor,
         timesteps: th.Tensor,
@@ -171,69 +300,66 @@ class ElmurBackbone(nn.Module):
         starts a new episode (memory emptied first). Memory is committed after each block whose last
         position is a real step; partial blocks (an episode that ended) commit nothing.
 
-        :param features: ``[batch, n_blocks * K, in_features]``.
+        :param features: ``[batch, n_blocks * K, in_features]`` (all towers) or ``[G, batch, n_blocks * K, in_features]``.
         :param timesteps: ``[batch, n_blocks * K]`` int64 absolute step in the episode, -1 = padding.
         :param memory: Memory at the start of the first block (default: empty).
         :param memory_bptt: Segments that gradient may cross through memory (``None``: no limit,
             ``1``: detached at every segment start); ``-1`` (default) uses ``config.memory_bptt``.
         :param check_layout: Validate the block layout (cheap; raises ``ValueError`` naming the problem).
-        :return: Token states ``[batch, n_blocks * K, d_model]`` (padding positions hold unused values)
+        :return: Token states ``[G, batch, n_blocks * K, d_model]`` (padding positions hold unused values)
             and the memory after the last block.
         """
         c = self.config
-        self._check_sequence(features, timesteps)
+        if timesteps.dim() != 2:
+            raise ValueError(f"timesteps must have shape [batch, time], got {tuple(timesteps.shape)}")
+        self._check_features(features, tuple(timesteps.shape), "batch, time")
         if check_layout:
             validate_segment_layout(timesteps, c.segment_len)
         bptt = c.memory_bptt if memory_bptt == -1 else memory_bptt
         batch, length = timesteps.shape
         if memory is None:
             memory = self.initial_memory(batch)
+        plan = self.plan(timesteps, memory.timestamps)
         # Padding never reaches a real token, whatever the caller put there (even NaN).
-        hidden = self.input_proj(features).masked_fill((timesteps < 0).unsqueeze(-1), 0.0)
+        hidden = self._project(features, 3).masked_fill((timesteps < 0).unsqueeze(-1), 0.0)
+        biases = self._block_biases(plan)
+        vectors = [memory.layer(index) for index in range(c.n_layers)]
         outputs = []
         for block in range(length // c.segment_len):
-            window = slice(block * c.segment_len, (block + 1) * c.segment_len)
-            memory = memory.reset(timesteps[:, window.start] == 0)
+            reset = plan.reset[block].view(-1, 1, 1)
+            vectors = [v.masked_fill(reset, 0.0) for v in vectors]
             if bptt is not None and block > 0 and block % bptt == 0:
-                memory = memory.detach()
-            out, memory, _ = self._block(hidden[:, window], timesteps[:, window], memory)
+                vectors = [v.detach() for v in vectors]
+            window = slice(block * c.segment_len, (block + 1) * c.segment_len)
+            out, vectors, _ = self._block(hidden[:, :, window], vectors, plan, block, biases)
             outputs.append(out)
-        return th.cat(outputs, dim=1), memory
-
-    def _check_sequence(self, features: th.Tensor, timesteps: th.Tensor) -> None:
-        if features.dim() != 3 or features.shape[-1] != self.in_features:
-            raise ValueError(f"features must have shape [batch, time, {self.in_features}], got {tuple(features.shape)}")
-        if timesteps.shape != features.shape[:2]:
-            raise ValueError(f"timesteps shape {tuple(timesteps.shape)} does not match features {tuple(features.shape[:2])}")
+        return th.cat(outputs, dim=2), self._memory_state(vectors, plan.lru.timestamps[-1])
 
     def _block(
-        self, hidden: th.Tensor, steps: th.Tensor, memory: MemoryState
-    ) -> tuple[th.Tensor, MemoryState, list[tuple[th.Tensor, th.Tensor, th.Tensor]]]:
+        self, hidden: th.Tensor, vectors: list[th.Tensor], plan: SegmentPlan, block: int, biases: tuple[list, list, list]
+    ) -> tuple[th.Tensor, list[th.Tensor], list[tuple[th.Tensor, th.Tensor, th.Tensor]]]:
         """
-        One block of K positions in parallel: token track of every layer, then the commit if the
-        block is complete. Returns the final token states, the memory after the block, and per layer
-        the keys, values and outputs of the block (what the streaming cache holds).
+        One block of K positions in parallel: token track of every layer, then the commit. Returns the
+        final token states, the per-layer memory after the block, and per layer the keys, values and
+        outputs of the block (what the streaming cache holds).
         """
-        valid = steps >= 0
-        token_time = steps.clamp(min=0)
-        query_pos = self._positions.expand(steps.shape[0], -1)
+        self_bias, read_bias, write_bias = biases
         captured: list[tuple[th.Tensor, th.Tensor, th.Tensor]] = []
         h, layer_outputs = hidden, []
         for index, layer in enumerate(self.layers):
             kv: list[th.Tensor] = []
 
-            def kv_hook(key: th.Tensor, value: th.Tensor, kv: list = kv) -> tuple[th.Tensor, ...]:
+            def kv_hook(key: th.Tensor, value: th.Tensor, kv: list = kv) -> tuple[th.Tensor, th.Tensor]:
                 kv[:] = [key, value]
-                return key, value, valid
+                return key, value
 
-            h = layer.token_track(h, token_time, query_pos, kv_hook, *memory.layer(index))
+            read = read_bias[index][:, block] if read_bias[index] is not None else None
+            occupied, any_slot = plan.occupied[block, :, index], plan.any_slot[block, :, index]
+            h = layer.token_track(h, kv_hook, self_bias[index], vectors[index], occupied, read, any_slot)
             layer_outputs.append(h)
             captured.append((kv[0], kv[1], h))
-        complete = valid[:, -1]
-        if complete.any():
-            written = self._commit(memory, layer_outputs, token_time, token_time[:, -1], valid)
-            memory = written.select(complete, memory)
-        return self.final_norm(h), memory, captured
+        vectors = self._commit(vectors, plan, block, layer_outputs, write_bias)
+        return self.final_norm(h), vectors, captured
 
     def prefill(self, features: th.Tensor, memory: MemoryState, segment_start: th.Tensor, length: th.Tensor) -> StreamState:
         """
@@ -241,7 +367,8 @@ class ElmurBackbone(nn.Module):
         observations of those steps and the memory committed before the segment (for example after
         the parameters changed, so that acting continues with caches of the current parameters).
 
-        :param features: ``[batch, K, in_features]``; row ``b`` holds the segment's first ``length[b]`` steps.
+        :param features: ``[batch, K, in_features]`` (or per tower ``[G, batch, K, in_features]``); row ``b``
+            holds the segment's first ``length[b]`` steps.
         :param memory: Memory at the segment start.
         :param segment_start: ``[batch]`` absolute step of the segment's first step (a multiple of K).
         :param length: ``[batch]`` steps already taken in the segment, ``0 <= length < K``.
@@ -251,61 +378,86 @@ class ElmurBackbone(nn.Module):
             raise ValueError("prefill needs 0 <= length < K and segment_start a multiple of K")
         steps = segment_start.unsqueeze(1) + self._positions
         steps = steps.masked_fill(self._positions >= length.unsqueeze(1), -1)
-        self._check_sequence(features, steps)
-        hidden = self.input_proj(features).masked_fill((steps < 0).unsqueeze(-1), 0.0)
-        _, _, captured = self._block(hidden, steps, memory)
-        keep = (steps >= 0).unsqueeze(-1)
-        stack = [th.stack([layer[i] for layer in captured], dim=1).masked_fill(~keep.unsqueeze(1), 0.0) for i in range(3)]
-        return StreamState(MemoryState(memory.vectors, memory.timestamps), segment_start + length, *stack)
+        self._check_features(features, tuple(steps.shape), "batch, K")
+        plan = self.plan(steps, memory.timestamps)
+        hidden = self._project(features, 3).masked_fill((steps < 0).unsqueeze(-1), 0.0)
+        vectors = [memory.layer(index) for index in range(c.n_layers)]
+        _, _, captured = self._block(hidden, vectors, plan, 0, self._block_biases(plan))
+        keep = (steps >= 0)[:, None, None, :, None]  # [batch, 1, 1, K, 1]
+        cache = [th.stack([layer[i] for layer in captured], dim=2).transpose(0, 1).masked_fill(~keep, 0.0) for i in range(3)]
+        return StreamState(MemoryState(memory.vectors, memory.timestamps), segment_start + length, *cache)
 
     # ------------------------------------------------------------------ streaming path (acting)
     def step(
         self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None = None
     ) -> tuple[th.Tensor, StreamState]:
         """
+        Advance every episode by one step (see :meth:`step_towers`); a single-tower backbone returns
+        ``[batch, d_model]``.
+        """
+        out, state = self.step_towers(features, state, episode_start)
+        return self._squeeze(out), state
+
+    def step_towers(
+        self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None = None
+    ) -> tuple[th.Tensor, StreamState]:
+        """
         Advance every episode of the batch by one step.
 
-        :param features: ``[batch, in_features]`` input of the current step.
+        :param features: ``[batch, in_features]`` input of the current step (all towers), or ``[G, batch, in_features]``.
         :param state: State from :meth:`initial_state` or a previous call. Its caches are updated in
             place; use :meth:`StreamState.clone` to keep an old state.
         :param episode_start: ``[batch]`` bool; True starts a new episode for that row before the step.
-        :return: Token state ``[batch, d_model]`` of this step and the new state.
+        :return: Token states ``[G, batch, d_model]`` of this step and the new state.
         """
         c = self.config
-        if features.dim() != 2 or features.shape[-1] != self.in_features:
-            raise ValueError(f"features must have shape [batch, {self.in_features}], got {tuple(features.shape)}")
-        if features.shape[0] != state.batch_size:
-            raise ValueError(f"features hold {features.shape[0]} rows but the state holds {state.batch_size}")
+        self._check_features(features, (features.shape[-2],), "batch")
+        if features.shape[-2] != state.batch_size:
+            raise ValueError(f"features hold {features.shape[-2]} rows but the state holds {state.batch_size}")
         if episode_start is not None:
             episode_start = episode_start.to(th.bool).view(-1)
             if episode_start.any():
                 state = self.reset_state(state, episode_start)
         rows = th.arange(state.batch_size, device=features.device)
-        step = state.step
+        step, memory = state.step, state.memory
         position = step % c.segment_len
-        all_keys = th.ones(state.batch_size, c.segment_len, dtype=th.bool, device=features.device)
-        h = self.input_proj(features).unsqueeze(1)
+        occupied = memory.timestamps >= 0  # [batch, L, M]
+        any_slot = occupied.any(-1).to(features.dtype)[..., None, None]
+        bucket = distance_buckets(step.unsqueeze(1), memory.timestamps, self._boundaries)  # [batch, L, 1, M]
+        h = self._project(features, 2).unsqueeze(-2)  # [G, batch, 1, d]
         for index, layer in enumerate(self.layers):
 
-            def kv_hook(key: th.Tensor, value: th.Tensor, index: int = index) -> tuple[th.Tensor, ...]:
+            def kv_hook(key: th.Tensor, value: th.Tensor, index: int = index) -> tuple[th.Tensor, th.Tensor]:
                 # Positions after the current one hold stale entries; the causal bias masks them.
-                state.keys[rows, index, position] = key[:, 0]
-                state.values[rows, index, position] = value[:, 0]
-                return state.keys[:, index], state.values[:, index], all_keys
+                state.keys[rows, :, index, position] = key[:, :, 0].transpose(0, 1)
+                state.values[rows, :, index, position] = value[:, :, 0].transpose(0, 1)
+                return state.keys[:, :, index].transpose(0, 1), state.values[:, :, index].transpose(0, 1)
 
-            h = layer.token_track(h, step.unsqueeze(1), position.unsqueeze(1), kv_hook, *state.memory.layer(index))
-            state.outputs[rows, index, position] = h[:, 0]
-        out = self.final_norm(h[:, 0])
+            self_bias = layer.self_attn.position_bias()[:, :, position].transpose(1, 2).unsqueeze(-2)  # [G, batch, H, 1, K]
+            read_bias = layer.read.bias(bucket[:, index], occupied[:, index]) if layer.read is not None else None
+            slots = memory.layer(index)
+            h = layer.token_track(h, kv_hook, self_bias, slots, occupied[:, index], read_bias, any_slot[:, index])
+            state.outputs[rows, :, index, position] = h[:, :, 0].transpose(0, 1)
+        out = self.final_norm(h[:, :, 0])
 
         complete = position == c.segment_len - 1
         if complete.any():
-            done = complete.nonzero().squeeze(1)
-            token_time = step[done].unsqueeze(1) - (c.segment_len - 1) + self._positions
-            sub_memory = MemoryState(state.memory.vectors[done], state.memory.timestamps[done])
-            layer_outputs = [state.outputs[done, index] for index in range(c.n_layers)]
-            written = self._commit(sub_memory, layer_outputs, token_time, step[done])
-            vectors, timestamps = state.memory.vectors.clone(), state.memory.timestamps.clone()
-            vectors[done], timestamps[done] = written.vectors, written.timestamps
-            state = StreamState(MemoryState(vectors, timestamps), state.step, state.keys, state.values, state.outputs)
+            # Every row goes through the memory track; the plan commits only the rows whose segment is complete.
+            token_time = (step - position).unsqueeze(1) + self._positions
+            lru = lru_plan(memory.timestamps, step, c.lru_lambda, c.use_lru, complete & c.use_write)
+            plan = SegmentPlan(
+                steps=token_time.unsqueeze(0),
+                reset=th.zeros(1, state.batch_size, dtype=th.bool, device=step.device),
+                occupied=occupied.unsqueeze(0),
+                any_slot=any_slot.unsqueeze(0),
+                bucket=distance_buckets(token_time, memory.timestamps, self._boundaries).unsqueeze(0),
+                lru=LruPlan(*(t.unsqueeze(0) for t in (lru.keep, lru.take, lru.timestamps))),
+            )
+            write_bias = [
+                layer.write.bias(plan.bucket[:, :, index]) if layer.write is not None else None for layer in self.layers
+            ]
+            outputs = [state.outputs[:, :, index].transpose(0, 1) for index in range(c.n_layers)]
+            vectors = self._commit([memory.layer(i) for i in range(c.n_layers)], plan, 0, outputs, write_bias)
+            state = StreamState(self._memory_state(vectors, lru.timestamps), step, state.keys, state.values, state.outputs)
         state.step = step + 1
         return out, state

@@ -5,34 +5,37 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_elmur.elmur.config import ElmurConfig
+from sb3_elmur.elmur.towers import TowerLinear
 
 
 class MLPFeedForward(nn.Module):
     """
     Position-wise GELU MLP (tanh approximation of GELU: several times faster than the erf form on
-    CPUs at RL sizes, with the same shape).
+    CPUs at RL sizes, with the same shape), for G towers at once.
 
+    :param n_towers: G.
     :param d_model: Model width.
     :param d_ff: Hidden width.
     :param dropout: Dropout after the hidden layer (the residual block drops the output).
     """
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0) -> None:
+    def __init__(self, n_towers: int, d_model: int, d_ff: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.fc_in = nn.Linear(d_model, d_ff)
-        self.fc_out = nn.Linear(d_ff, d_model)
+        self.fc_in = TowerLinear(n_towers, d_model, d_ff)
+        self.fc_out = TowerLinear(n_towers, d_ff, d_model)
         self.dropout = dropout
 
     def forward(self, x: th.Tensor) -> th.Tensor:
-        hidden = F.gelu(F.linear(x, self.fc_in.weight, self.fc_in.bias), approximate="tanh")
+        """:param x: ``[G, ..., d_model]``."""
+        hidden = F.gelu(self.fc_in(x), approximate="tanh")
         if self.dropout and self.training:
             hidden = F.dropout(hidden, self.dropout, training=True)
-        return F.linear(hidden, self.fc_out.weight, self.fc_out.bias)
+        return self.fc_out(hidden)
 
 
 class MoEFeedForward(nn.Module):
     """
-    Mixture of GELU-MLP experts with top-k routing.
+    Mixture of GELU-MLP experts with top-k routing, for G towers at once.
 
     Each token is sent to its ``top_k`` most probable experts and their outputs are weighted by the
     router's softmax probabilities, *not* renormalised over the chosen experts. With renormalisation
@@ -40,6 +43,7 @@ class MoEFeedForward(nn.Module):
     would be a fixed random hash, a defect of the published code); here the router always learns.
     Experts are evaluated densely (cheap for the small expert counts used in RL) and masked.
 
+    :param n_towers: G.
     :param d_model: Model width.
     :param d_ff: Hidden width of each expert.
     :param n_experts: Number of experts.
@@ -47,33 +51,38 @@ class MoEFeedForward(nn.Module):
     :param dropout: Dropout after the hidden layer.
     """
 
-    def __init__(self, d_model: int, d_ff: int, n_experts: int, top_k: int, dropout: float = 0.0) -> None:
+    def __init__(self, n_towers: int, d_model: int, d_ff: int, n_experts: int, top_k: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.top_k = top_k
-        self.router = nn.Linear(d_model, n_experts)
-        self.w_in = nn.Parameter(th.empty(n_experts, d_model, d_ff))
-        self.b_in = nn.Parameter(th.zeros(n_experts, d_ff))
-        self.w_out = nn.Parameter(th.empty(n_experts, d_ff, d_model))
-        self.b_out = nn.Parameter(th.zeros(n_experts, d_model))
+        self.router = TowerLinear(n_towers, d_model, n_experts)
+        self.w_in = nn.Parameter(th.empty(n_towers, n_experts, d_model, d_ff))
+        self.b_in = nn.Parameter(th.zeros(n_towers, n_experts, d_ff))
+        self.w_out = nn.Parameter(th.empty(n_towers, n_experts, d_ff, d_model))
+        self.b_out = nn.Parameter(th.zeros(n_towers, n_experts, d_model))
         self.dropout = nn.Dropout(dropout)
         for weight in (self.w_in, self.w_out):
-            nn.init.normal_(weight, std=weight.shape[1] ** -0.5)
+            nn.init.normal_(weight, std=weight.shape[2] ** -0.5)
 
     def forward(self, x: th.Tensor) -> th.Tensor:
-        probs = th.softmax(self.router(x), dim=-1)  # [..., experts]
+        """:param x: ``[G, ..., d_model]``."""
+        shape = x.shape
+        x = x.reshape(shape[0], -1, shape[-1])  # [G, N, d]
+        probs = th.softmax(self.router(x), dim=-1)  # [G, N, experts]
         top_probs, top_index = probs.topk(self.top_k, dim=-1)
         gate = th.zeros_like(probs).scatter(-1, top_index, top_probs)
-        hidden = self.dropout(nn.functional.gelu(th.einsum("...d,edf->...ef", x, self.w_in) + self.b_in, approximate="tanh"))
-        out = th.einsum("...ef,efd->...ed", hidden, self.w_out) + self.b_out
-        return th.einsum("...e,...ed->...d", gate, out)
+        hidden = th.einsum("gnd,gedf->gnef", x, self.w_in) + self.b_in.unsqueeze(1)
+        hidden = self.dropout(F.gelu(hidden, approximate="tanh"))
+        out = th.einsum("gnef,gefd->gned", hidden, self.w_out) + self.b_out.unsqueeze(1)
+        return th.einsum("gne,gned->gnd", gate, out).view(shape)
 
 
-def make_feedforward(config: ElmurConfig) -> nn.Module:
+def make_feedforward(config: ElmurConfig, n_towers: int) -> nn.Module:
     """
     The feed-forward block chosen by ``config.ffn``.
 
     :param config: Backbone settings.
+    :param n_towers: G.
     """
     if config.ffn == "moe":
-        return MoEFeedForward(config.d_model, config.ffn_dim, config.n_experts, config.moe_top_k, config.dropout)
-    return MLPFeedForward(config.d_model, config.ffn_dim, config.dropout)
+        return MoEFeedForward(n_towers, config.d_model, config.ffn_dim, config.n_experts, config.moe_top_k, config.dropout)
+    return MLPFeedForward(n_towers, config.d_model, config.ffn_dim, config.dropout)

@@ -4,131 +4,126 @@ from collections.abc import Callable
 
 import torch as th
 from torch import nn
-from torch.nn import functional as F
 
 from sb3_elmur.elmur.attention import ReadAttention, SegmentSelfAttention, WriteAttention
 from sb3_elmur.elmur.config import ElmurConfig
 from sb3_elmur.elmur.feedforward import make_feedforward
-from sb3_elmur.elmur.memory import lru_update
+from sb3_elmur.elmur.memory import LruPlan, apply_lru
+from sb3_elmur.elmur.towers import TowerLayerNorm, tower_norm
 
-#: Hook that receives a segment's new keys and values and returns the keys, values and key-validity
-#: mask over the whole segment (identity in the parallel path; a key/value cache when streaming).
-KVHook = Callable[[th.Tensor, th.Tensor], tuple[th.Tensor, th.Tensor, th.Tensor]]
+#: Hook that receives a segment's new keys and values and returns the keys and values over the whole
+#: segment (identity in the parallel path; a key/value cache when streaming).
+KVHook = Callable[[th.Tensor, th.Tensor], tuple[th.Tensor, th.Tensor]]
 
 
 class Sublayer(nn.Module):
     """
     Residual connection with layer norm, pre-norm (``x + f(norm(x))``) or post-norm (``norm(x + f(x))``).
 
+    :param n_towers: G.
     :param d_model: Model width.
     :param norm_first: Pre-norm when True.
     :param dropout: Dropout on the sublayer output.
     """
 
-    def __init__(self, d_model: int, norm_first: bool, dropout: float) -> None:
+    def __init__(self, n_towers: int, d_model: int, norm_first: bool, dropout: float) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = TowerLayerNorm(n_towers, d_model)
         self.norm_first = norm_first
         self.dropout = dropout
 
-    def _norm(self, x: th.Tensor) -> th.Tensor:
-        return F.layer_norm(x, self.norm.normalized_shape, self.norm.weight, self.norm.bias, self.norm.eps)
-
     def inputs(self, x: th.Tensor) -> th.Tensor:
         """What the sublayer function sees."""
-        return self._norm(x) if self.norm_first else x
+        return self.norm(x) if self.norm_first else x
 
     def add(self, x: th.Tensor, delta: th.Tensor) -> th.Tensor:
         """Combine the residual stream with the sublayer output."""
         if self.dropout and self.training:
-            delta = F.dropout(delta, self.dropout, training=True)
+            delta = nn.functional.dropout(delta, self.dropout, training=True)
         out = x + delta
-        return out if self.norm_first else self._norm(out)
+        return out if self.norm_first else self.norm(out)
 
 
 class ElmurLayer(nn.Module):
     """
-    One layer with its own memory. The token track runs for every token; the memory track runs
-    once per completed segment and returns the layer's updated slots.
+    One layer with its own memory, for G towers at once (tensors ``[G, batch, ...]``). The token track
+    runs for every token; the memory track runs once per completed segment and returns the layer's
+    updated slots. The attention biases and the LRU plan come precomputed (see
+    :class:`~sb3_elmur.elmur.backbone.ElmurBackbone`): they depend on times only, not on the tokens.
 
     :param config: Backbone settings.
+    :param n_towers: G.
     """
 
-    def __init__(self, config: ElmurConfig) -> None:
+    def __init__(self, config: ElmurConfig, n_towers: int = 1) -> None:
         super().__init__()
         self.config = config
-        d, h, p = config.d_model, config.n_heads, config.dropout
+        d, h, p, g = config.d_model, config.n_heads, config.dropout, n_towers
         # Token track.
-        self.self_attn = SegmentSelfAttention(d, h, config.segment_len, p)
-        self.self_attn_block = Sublayer(d, config.norm_first, p)
-        self.read = ReadAttention(d, h, config.n_time_buckets, config.max_time_distance, p) if config.use_read else None
-        self.read_block = Sublayer(d, config.norm_first, p)
-        self.ffn = make_feedforward(config)
-        self.ffn_block = Sublayer(d, config.norm_first, p)
+        self.self_attn = SegmentSelfAttention(g, d, h, config.segment_len, p)
+        self.self_attn_block = Sublayer(g, d, config.norm_first, p)
+        self.read = ReadAttention(g, d, h, config.n_time_buckets, p) if config.use_read else None
+        self.read_block = Sublayer(g, d, config.norm_first, p)
+        self.ffn = make_feedforward(config, g)
+        self.ffn_block = Sublayer(g, d, config.norm_first, p)
         # Memory track.
-        self.write = WriteAttention(d, h, config.n_time_buckets, config.max_time_distance, p) if config.use_write else None
-        self.write_block = Sublayer(d, config.norm_first, p)
-        self.write_token_norm = nn.LayerNorm(d) if config.norm_first else nn.Identity()
-        self.memory_ffn = make_feedforward(config)
-        self.memory_ffn_block = Sublayer(d, config.norm_first, p)
+        self.write = WriteAttention(g, d, h, config.n_time_buckets, p) if config.use_write else None
+        self.write_block = Sublayer(g, d, config.norm_first, p)
+        self.write_token_norm = tower_norm(g, d, config.norm_first)
+        self.memory_ffn = make_feedforward(config, g)
+        self.memory_ffn_block = Sublayer(g, d, config.norm_first, p)
         # Candidates always leave through a norm, so the convex LRU blend keeps memory bounded over any horizon.
-        self.candidate_norm = nn.LayerNorm(d) if config.norm_first else nn.Identity()
+        self.candidate_norm = tower_norm(g, d, config.norm_first)
         # Query of a slot that has never been written (learned, identical for every episode).
-        self.slot_init = nn.Parameter(th.randn(config.n_slots, d))
+        self.slot_init = nn.Parameter(th.randn(g, 1, config.n_slots, d))
 
     def token_track(
         self,
         x: th.Tensor,
-        token_time: th.Tensor,
-        query_pos: th.Tensor,
         kv_hook: KVHook,
+        self_bias: th.Tensor,
         slots: th.Tensor,
-        slot_time: th.Tensor,
+        occupied: th.Tensor,
+        read_bias: th.Tensor | None,
+        any_slot: th.Tensor,
     ) -> th.Tensor:
         """
-        :param x: ``[batch, n_tokens, d_model]`` token states entering the layer.
-        :param token_time: ``[batch, n_tokens]`` absolute step of each token in its episode.
-        :param query_pos: ``[batch, n_tokens]`` position of each token inside its segment.
+        :param x: ``[G, batch, n_tokens, d_model]`` token states entering the layer.
         :param kv_hook: Maps the tokens' keys and values to those of the whole segment (see :data:`KVHook`).
-        :param slots: ``[batch, n_slots, d_model]`` this layer's memory, committed before the segment.
-        :param slot_time: ``[batch, n_slots]`` their timestamps.
-        :return: ``[batch, n_tokens, d_model]`` token states leaving the layer.
+        :param self_bias: ``[G, batch or 1, heads, n_tokens, K]`` causal position bias.
+        :param slots: ``[G, batch, n_slots, d_model]`` this layer's memory, committed before the segment.
+        :param occupied: ``[batch, n_slots]`` bool, its written slots.
+        :param read_bias: ``[G, batch, heads, n_tokens, n_slots]`` time-distance bias (None without read).
+        :param any_slot: ``[batch, 1, 1]`` float, 1 where at least one slot is written.
+        :return: ``[G, batch, n_tokens, d_model]`` token states leaving the layer.
         """
         h = self.self_attn_block.inputs(x)
-        key, value, key_valid = kv_hook(*self.self_attn.project_kv(h))
-        x = self.self_attn_block.add(x, self.self_attn(h, key, value, query_pos, key_valid))
+        key, value = kv_hook(*self.self_attn.project_kv(h))
+        x = self.self_attn_block.add(x, self.self_attn.attend(h, key, value, self_bias))
         if self.read is not None:
-            x = self.read_block.add(x, self.read(self.read_block.inputs(x), token_time, slots, slot_time))
+            assert read_bias is not None
+            x = self.read_block.add(x, self.read(self.read_block.inputs(x), slots, occupied, read_bias, any_slot))
         return self.ffn_block.add(x, self.ffn(self.ffn_block.inputs(x)))
 
     def memory_track(
-        self,
-        slots: th.Tensor,
-        slot_time: th.Tensor,
-        tokens: th.Tensor,
-        token_time: th.Tensor,
-        commit_time: th.Tensor,
-        token_valid: th.Tensor | None = None,
-    ) -> tuple[th.Tensor, th.Tensor]:
+        self, slots: th.Tensor, occupied: th.Tensor, tokens: th.Tensor, write_bias: th.Tensor | None, plan: LruPlan
+    ) -> th.Tensor:
         """
-        Write a completed segment into this layer's memory: write attention, feed-forward, LRU.
+        Write a segment into this layer's memory: write attention, feed-forward, LRU (the plan says which
+        slots of which episodes change; an episode whose segment is incomplete keeps its memory).
 
-        :param slots: ``[batch, n_slots, d_model]`` memory vectors.
-        :param slot_time: ``[batch, n_slots]`` timestamps (-1 = empty).
-        :param tokens: ``[batch, K, d_model]`` this layer's final token states of the segment.
-        :param token_time: ``[batch, K]`` their absolute steps.
-        :param commit_time: ``[batch]`` absolute step of the segment's last step.
-        :param token_valid: ``[batch, K]`` optional mask of real tokens.
-        :return: New ``(slots, slot_time)``.
+        :param slots: ``[G, batch, n_slots, d_model]`` memory vectors.
+        :param occupied: ``[batch, n_slots, 1]`` bool, written slots.
+        :param tokens: ``[G, batch, K, d_model]`` this layer's final token states of the segment.
+        :param write_bias: ``[G, batch, heads, n_slots, K]`` time-distance bias, invalid tokens masked.
+        :param plan: This layer's LRU plan (``keep``/``take`` ``[batch, n_slots, 1]``).
+        :return: New slot vectors.
         """
-        if self.write is None:
-            return slots, slot_time
-        occupied = (slot_time >= 0).unsqueeze(-1)
-        queries = th.where(occupied, slots, self.slot_init.to(slots.dtype))
+        if self.write is None or write_bias is None:
+            return slots
+        queries = th.where(occupied, slots, self.slot_init)
         u = self.write_block.add(
-            queries,
-            self.write(self.write_block.inputs(queries), slot_time, self.write_token_norm(tokens), token_time, token_valid),
+            queries, self.write(self.write_block.inputs(queries), self.write_token_norm(tokens), write_bias)
         )
         u = self.memory_ffn_block.add(u, self.memory_ffn(self.memory_ffn_block.inputs(u)))
-        u = self.candidate_norm(u)
-        return lru_update(slots, slot_time, u, commit_time, self.config.lru_lambda, self.config.use_lru)
+        return apply_lru(slots, self.candidate_norm(u), plan)

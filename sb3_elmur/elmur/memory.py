@@ -8,15 +8,21 @@ import torch as th
 EMPTY = -1
 
 
+def _rows(mask: th.Tensor, like: th.Tensor) -> th.Tensor:
+    """``mask [batch]`` viewed to broadcast over the trailing dimensions of ``like``."""
+    return mask.view(-1, *([1] * (like.dim() - 1)))
+
+
 @dataclass
 class MemoryState:
     """
-    The memory of every layer for a batch of episodes.
+    The memory of every layer (and every tower: actor, critic) for a batch of episodes.
 
-    :param vectors: Slot vectors, shape ``[batch, n_layers, n_slots, d_model]``. The vector of an
-        empty slot is never read and carries no information (it is kept at zero).
+    :param vectors: Slot vectors, shape ``[batch, n_towers, n_layers, n_slots, d_model]``. The vector of
+        an empty slot is never read and carries no information (it is kept at zero).
     :param timestamps: Absolute step index of the last step of the segment that last wrote each slot,
-        shape ``[batch, n_layers, n_slots]``, int64, ``-1`` for an empty slot.
+        shape ``[batch, n_layers, n_slots]``, int64, ``-1`` for an empty slot. The LRU rule depends on
+        timestamps and commit times only, so every tower has the same timestamps.
     """
 
     vectors: th.Tensor
@@ -26,6 +32,7 @@ class MemoryState:
     def empty(
         cls,
         batch_size: int,
+        n_towers: int,
         n_layers: int,
         n_slots: int,
         d_model: int,
@@ -36,6 +43,7 @@ class MemoryState:
         Memory with every slot empty (the state at an episode start).
 
         :param batch_size: Number of episodes (environments).
+        :param n_towers: Number of towers (backbones evaluated together: 2 for actor + critic).
         :param n_layers: Number of layers.
         :param n_slots: Slots per layer.
         :param d_model: Slot width.
@@ -43,7 +51,7 @@ class MemoryState:
         :param dtype: Floating dtype of the vectors.
         """
         return cls(
-            vectors=th.zeros(batch_size, n_layers, n_slots, d_model, device=device, dtype=dtype),
+            vectors=th.zeros(batch_size, n_towers, n_layers, n_slots, d_model, device=device, dtype=dtype),
             timestamps=th.full((batch_size, n_layers, n_slots), EMPTY, device=device, dtype=th.long),
         )
 
@@ -56,9 +64,9 @@ class MemoryState:
         """Boolean mask of written slots, ``[batch, n_layers, n_slots]``."""
         return self.timestamps >= 0
 
-    def layer(self, index: int) -> tuple[th.Tensor, th.Tensor]:
-        """Vectors ``[batch, n_slots, d_model]`` and timestamps ``[batch, n_slots]`` of one layer."""
-        return self.vectors[:, index], self.timestamps[:, index]
+    def layer(self, index: int) -> th.Tensor:
+        """Slot vectors of one layer in the towers-first compute layout, ``[n_towers, batch, n_slots, d_model]``."""
+        return self.vectors[:, :, index].transpose(0, 1)
 
     def reset(self, mask: th.Tensor) -> "MemoryState":
         """
@@ -67,8 +75,8 @@ class MemoryState:
         :param mask: Boolean ``[batch]``; True empties that episode's memory.
         """
         return MemoryState(
-            vectors=self.vectors.masked_fill(mask.view(-1, 1, 1, 1), 0.0),
-            timestamps=self.timestamps.masked_fill(mask.view(-1, 1, 1), EMPTY),
+            vectors=self.vectors.masked_fill(_rows(mask, self.vectors), 0.0),
+            timestamps=self.timestamps.masked_fill(_rows(mask, self.timestamps), EMPTY),
         )
 
     def detach(self) -> "MemoryState":
@@ -83,8 +91,8 @@ class MemoryState:
         :param other: Memory of the same shape.
         """
         return MemoryState(
-            vectors=th.where(mask.view(-1, 1, 1, 1), self.vectors, other.vectors),
-            timestamps=th.where(mask.view(-1, 1, 1), self.timestamps, other.timestamps),
+            vectors=th.where(_rows(mask, self.vectors), self.vectors, other.vectors),
+            timestamps=th.where(_rows(mask, self.timestamps), self.timestamps, other.timestamps),
         )
 
     def to(self, device: th.device) -> "MemoryState":
@@ -104,6 +112,74 @@ def lru_target(timestamps: th.Tensor) -> th.Tensor:
     return th.argmin(timestamps, dim=-1)
 
 
+@dataclass
+class LruPlan:
+    """
+    What the LRU rule does to the slots at a segment end, decided from the timestamps alone (no slot
+    vector is needed), so the plan is computed once and applied to every tower:
+    ``new_vector = keep * vector + take * candidate``.
+
+    :param keep: ``[..., n_slots, 1]`` float: 1 for untouched slots, ``1 - lambda`` for a blended
+        target, 0 for a replaced one.
+    :param take: ``[..., n_slots, 1]`` float: 0, ``lambda`` or 1 likewise.
+    :param timestamps: ``[..., n_slots]`` int64 timestamps after the update.
+    """
+
+    keep: th.Tensor
+    take: th.Tensor
+    timestamps: th.Tensor
+
+
+def lru_plan(
+    timestamps: th.Tensor,
+    commit_time: th.Tensor,
+    lru_lambda: float,
+    use_lru: bool = True,
+    complete: th.Tensor | None = None,
+    dtype: th.dtype = th.float32,
+) -> LruPlan:
+    """
+    The update/rewrite rule of one layer's memory at the end of a segment.
+
+    With ``use_lru`` one slot per episode is written: the target from :func:`lru_target`. An empty
+    target is replaced (``m <- u``); an occupied one is blended (``m <- lambda * u + (1 - lambda) * m``).
+    Its timestamp becomes ``commit_time``; every other slot keeps vector and timestamp.
+    Without ``use_lru`` (ablation) every slot is rewritten: ``m <- u`` and its timestamp set.
+
+    :param timestamps: ``[batch, ..., n_slots]`` int64, ``-1`` = empty.
+    :param commit_time: ``[batch]`` int64, absolute index of the segment's last step.
+    :param lru_lambda: Blend factor for occupied slots.
+    :param use_lru: Whether to use the LRU rule (True) or rewrite every slot (False).
+    :param complete: ``[batch]`` bool, the episodes whose segment is complete (the others commit nothing);
+        default: all.
+    :param dtype: Floating dtype of ``keep`` and ``take``.
+    """
+    commit = commit_time.view(-1, *([1] * (timestamps.dim() - 1)))
+    if use_lru:
+        slots = th.arange(timestamps.shape[-1], device=timestamps.device)
+        write = slots == lru_target(timestamps).unsqueeze(-1)
+    else:
+        write = th.ones_like(timestamps, dtype=th.bool)
+    if complete is not None:
+        write = write & _rows(complete, timestamps)
+    blend = write & (timestamps >= 0) if use_lru else th.zeros_like(write)
+    take = th.where(blend, lru_lambda, write.to(dtype))
+    keep = th.where(blend, 1.0 - lru_lambda, (~write).to(dtype))
+    return LruPlan(keep.unsqueeze(-1), take.unsqueeze(-1), th.where(write, commit, timestamps))
+
+
+def apply_lru(vectors: th.Tensor, candidates: th.Tensor, plan: LruPlan) -> th.Tensor:
+    """
+    New slot vectors ``keep * vectors + take * candidates`` (exactly the old vector where ``keep`` is 1
+    and ``take`` 0, exactly the candidate where ``keep`` is 0 and ``take`` 1).
+
+    :param vectors: ``[..., batch, n_slots, d]`` current vectors (leading tower dimensions broadcast).
+    :param candidates: Candidate vectors u from the write path, same shape.
+    :param plan: From :func:`lru_plan`.
+    """
+    return th.addcmul(vectors * plan.keep, candidates, plan.take)
+
+
 def lru_update(
     vectors: th.Tensor,
     timestamps: th.Tensor,
@@ -113,12 +189,7 @@ def lru_update(
     use_lru: bool = True,
 ) -> tuple[th.Tensor, th.Tensor]:
     """
-    The update/rewrite rule of one layer's memory at the end of a segment.
-
-    With ``use_lru`` one slot per episode is written: the target from :func:`lru_target`. An empty
-    target is replaced (``m <- u``); an occupied one is blended (``m <- lambda * u + (1 - lambda) * m``).
-    Its timestamp becomes ``commit_time``; every other slot keeps vector and timestamp.
-    Without ``use_lru`` (ablation) every slot is rewritten: ``m <- u`` and its timestamp set.
+    :func:`lru_plan` and :func:`apply_lru` in one call, for one layer.
 
     :param vectors: ``[batch, n_slots, d]`` current slot vectors.
     :param timestamps: ``[batch, n_slots]`` int64, ``-1`` = empty.
@@ -128,12 +199,5 @@ def lru_update(
     :param use_lru: Whether to use the LRU rule (True) or rewrite every slot (False).
     :return: New ``(vectors, timestamps)``.
     """
-    if not use_lru:
-        return candidates, commit_time.view(-1, 1).expand_as(timestamps).clone()
-    slots = th.arange(timestamps.shape[-1], device=timestamps.device)
-    is_target = slots == lru_target(timestamps).unsqueeze(-1)  # [batch, n_slots]
-    occupied = timestamps >= 0
-    blended = th.where(occupied.unsqueeze(-1), lru_lambda * candidates + (1.0 - lru_lambda) * vectors, candidates)
-    new_vectors = th.where(is_target.unsqueeze(-1), blended, vectors)
-    new_timestamps = th.where(is_target, commit_time.view(-1, 1), timestamps)
-    return new_vectors, new_timestamps
+    plan = lru_plan(timestamps, commit_time, lru_lambda, use_lru, dtype=vectors.dtype)
+    return apply_lru(vectors, candidates, plan), plan.timestamps

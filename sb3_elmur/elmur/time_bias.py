@@ -6,6 +6,8 @@ import math
 import torch as th
 from torch import nn
 
+from sb3_elmur.elmur.towers import TowerTable
+
 
 def bucket_boundaries(n_buckets: int, max_distance: int) -> th.Tensor:
     """
@@ -42,66 +44,71 @@ def time_buckets(distance: th.Tensor, boundaries: th.Tensor) -> th.Tensor:
     return th.bucketize(distance, boundaries, right=True)
 
 
+def distance_buckets(token_time: th.Tensor, slot_time: th.Tensor, boundaries: th.Tensor) -> th.Tensor:
+    """
+    Bucket of the time distance ``token_time - slot_time`` of every (token, slot) pair of every layer;
+    empty slots (timestamp -1) get the extra bucket ``len(boundaries) + 1``.
+
+    Computed once per segment and shared by all layers, read and write, and towers.
+
+    :param token_time: ``[..., n_tokens]`` int64 absolute step of each token.
+    :param slot_time: ``[..., n_layers, n_slots]`` int64 slot timestamps (-1 = empty).
+    :param boundaries: Edges from :func:`bucket_boundaries`.
+    :return: ``[..., n_layers, n_tokens, n_slots]`` int64.
+    """
+    slot_time = slot_time.unsqueeze(-2)  # [..., layers, 1, slots]
+    bucket = time_buckets(token_time.unsqueeze(-2).unsqueeze(-1) - slot_time, boundaries)
+    return bucket.masked_fill(slot_time < 0, boundaries.numel() + 1)
+
+
 class TimeDistanceBias(nn.Module):
     """
-    Learned per-head bias of the time distance between a token and a memory slot.
+    Learned per-head bias of the time distance between a token and a memory slot (one table per tower).
 
-    The distance is ``token_time - slot_timestamp`` (>= 1 for a slot written in an earlier segment).
-    Empty slots (timestamp -1) get a bucket of their own.
-
+    :param n_towers: G.
     :param n_heads: Attention heads.
-    :param n_buckets: Number of distance buckets (see :func:`time_buckets`).
-    :param max_distance: Distance of the last bucket.
+    :param n_buckets: Number of distance buckets (see :func:`time_buckets`); one more row for empty slots.
     """
 
-    def __init__(self, n_heads: int, n_buckets: int, max_distance: int) -> None:
+    def __init__(self, n_towers: int, n_heads: int, n_buckets: int) -> None:
         super().__init__()
-        self.n_buckets = n_buckets
-        self.register_buffer("boundaries", bucket_boundaries(n_buckets, max_distance), persistent=False)
-        self.table = nn.Embedding(n_buckets + 1, n_heads)  # last row: empty slot
-        nn.init.zeros_(self.table.weight)
+        self.table = TowerTable(n_towers, n_buckets + 1, n_heads)  # last row: empty slot
 
-    def forward(self, token_time: th.Tensor, slot_time: th.Tensor, slots_are_queries: bool = False) -> th.Tensor:
+    def forward(self, bucket: th.Tensor, slots_are_queries: bool = False) -> th.Tensor:
         """
-        :param token_time: ``[batch, n_tokens]`` int64 absolute step of each token.
-        :param slot_time: ``[batch, n_slots]`` int64 slot timestamps (-1 = empty).
-        :param slots_are_queries: False for the read (tokens query slots): bias ``[batch, heads, tokens, slots]``;
-            True for the write (slots query tokens): bias ``[batch, heads, slots, tokens]``.
+        :param bucket: ``[..., n_tokens, n_slots]`` from :func:`distance_buckets` (one layer).
+        :param slots_are_queries: False for the read (tokens query slots): bias ``[G, ..., heads, tokens, slots]``;
+            True for the write (slots query tokens): bias ``[G, ..., heads, slots, tokens]``.
         :return: Float bias to add to the attention logits.
         """
-        distance = token_time.unsqueeze(-1) - slot_time.unsqueeze(-2)  # [batch, tokens, slots]
-        bucket = time_buckets(distance, self.boundaries)
-        bucket = th.where(slot_time.unsqueeze(-2) < 0, self.n_buckets, bucket)
-        bias = self.table(bucket)  # [batch, tokens, slots, heads]
-        if slots_are_queries:
-            return bias.permute(0, 3, 2, 1)
-        return bias.permute(0, 3, 1, 2)
+        bias = self.table(bucket).movedim(-1, -3)
+        return bias.transpose(-1, -2) if slots_are_queries else bias
 
 
 class SegmentPositionBias(nn.Module):
     """
     Learned per-head bias of the relative position ``i - j`` of query ``i`` and key ``j`` inside one
-    segment (0 .. K-1). Self-attention sees no absolute position, so the result cannot depend on
-    where the segment lies in the episode.
+    segment (0 .. K-1), causal. Self-attention sees no absolute position, so the result cannot depend
+    on where the segment lies in the episode.
 
+    :param n_towers: G.
     :param n_heads: Attention heads.
     :param segment_len: K.
     """
 
-    def __init__(self, n_heads: int, segment_len: int) -> None:
+    def __init__(self, n_towers: int, n_heads: int, segment_len: int) -> None:
         super().__init__()
-        self.table = nn.Embedding(segment_len, n_heads)
-        nn.init.zeros_(self.table.weight)
+        self.table = TowerTable(n_towers, segment_len, n_heads)
+        positions = th.arange(segment_len)
+        relative = positions.unsqueeze(-1) - positions
+        self.register_buffer("relative", relative.clamp(min=0), persistent=False)
+        self.register_buffer("future", relative < 0, persistent=False)
 
-    def forward(self, query_pos: th.Tensor, key_valid: th.Tensor) -> th.Tensor:
+    def forward(self) -> th.Tensor:
         """
-        :param query_pos: ``[batch, n_queries]`` int64 position of each query inside its segment.
-        :param key_valid: ``[batch, n_keys]`` bool; key ``j`` sits at position ``j`` of the segment.
-        :return: Float bias ``[batch, heads, n_queries, n_keys]``; non-causal and invalid keys get a
-            large negative value.
+        :return: Float bias ``[G, heads, K, K]`` (query position, key position); keys after the query get a
+            large negative value. Keys of a segment that lie after the query are the only ones that can be
+            padding (valid steps form a prefix of each segment), so this is also the padding mask.
         """
-        n_keys = key_valid.shape[-1]
-        relative = query_pos.unsqueeze(-1) - th.arange(n_keys, device=query_pos.device)  # [b, q, k]
-        allowed = (relative >= 0) & key_valid.unsqueeze(-2)
-        bias = self.table(relative.clamp(min=0)).permute(0, 3, 1, 2)
-        return bias.masked_fill(~allowed.unsqueeze(1), th.finfo(bias.dtype).min)
+        bias = self.table(self.relative).movedim(-1, -3)
+        return bias.masked_fill(self.future, th.finfo(bias.dtype).min)

@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_elmur.common.buffers import ElmurDictRolloutBuffer, ElmurRolloutBuffer, SegmentContext
 from sb3_elmur.common.policies import ElmurActorCriticPolicy
-from sb3_elmur.common.type_aliases import ElmurStates
+from sb3_elmur.elmur import StreamState
 from sb3_elmur.ppo.policies import CnnElmurPolicy, MlpElmurPolicy, MultiInputElmurPolicy
 
 SelfElmurPPO = TypeVar("SelfElmurPPO", bound="ElmurPPO")
@@ -133,7 +133,7 @@ class ElmurPPO(PPO):
         self.normalize_advantage = normalize_advantage
         self.target_kl = target_kl
         self.segments_per_sample = segments_per_sample
-        self._last_states: ElmurStates | None = None
+        self._last_states: StreamState | None = None
         self._segment_context: SegmentContext | None = None
         if _init_setup_model:
             self._setup_model()
@@ -153,10 +153,9 @@ class ElmurPPO(PPO):
             self.n_steps,
             self.observation_space,  # type: ignore[arg-type]
             self.action_space,
-            memory_shape=(config.n_layers, config.n_slots, config.d_model),
+            memory_shape=(self.policy.backbone.n_towers, config.n_layers, config.n_slots, config.d_model),
             segment_len=config.segment_len,
             segments_per_sample=self.segments_per_sample,
-            critic_memory=self.policy.backbone_critic is not None,
             device=self.device,
             gamma=self.gamma,
             gae_lambda=self.gae_lambda,
@@ -170,7 +169,7 @@ class ElmurPPO(PPO):
                 raise ValueError("clip_range_vf must be positive, pass None to deactivate value clipping")
             self.clip_range_vf = FloatSchedule(self.clip_range_vf)
 
-    def _start_rollout(self, episode_starts: np.ndarray) -> ElmurStates:
+    def _start_rollout(self, episode_starts: np.ndarray) -> StreamState:
         """
         Acting state at the start of a rollout. Envs in the middle of a segment get their cache rebuilt
         with the current parameters from the segment's earlier steps, which the buffer keeps as prefix:
@@ -178,7 +177,7 @@ class ElmurPPO(PPO):
         """
         assert self._last_states is not None and self._segment_context is not None
         k = self.policy.segment_len
-        step = self._last_states.pi.step.cpu().numpy()
+        step = self._last_states.step.cpu().numpy()
         length = np.where(episode_starts.astype(bool), 0, step % k)
         segment_start = step - step % k
         self.rollout_buffer.set_prefix(self._segment_context, length, segment_start)
@@ -189,8 +188,7 @@ class ElmurPPO(PPO):
         with th.no_grad():
             states = self.policy.prefill_states(
                 observations,
-                context.memory_pi,  # type: ignore[arg-type]
-                context.memory_vf,
+                context.memory,  # type: ignore[arg-type]
                 th.as_tensor(segment_start, device=self.device),
                 th.as_tensor(length, device=self.device),
             )
@@ -229,9 +227,9 @@ class ElmurPPO(PPO):
                 self.policy.reset_noise(env.num_envs)
             starts = th.as_tensor(self._last_episode_starts, dtype=th.bool, device=self.device)
             states = self.policy.reset_states(states, starts)
-            timesteps = states.pi.step.cpu().numpy()
+            timesteps = states.step.cpu().numpy()
             self._segment_context.observe(self._last_obs, timesteps, states)  # type: ignore[arg-type]
-            memory_pi, memory_vf = states.pi.memory, None if states.vf is None else states.vf.memory
+            memory = states.memory
             with th.no_grad():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
                 actions, values, log_probs, states = self.policy(obs_tensor, states, no_starts)
@@ -265,7 +263,7 @@ class ElmurPPO(PPO):
                     rewards[idx] += self.gamma * terminal_value
 
             rollout_buffer.add(self._last_obs, actions, rewards, self._last_episode_starts, values, log_probs)  # type: ignore[arg-type]
-            rollout_buffer.add_segments(timesteps, memory_pi, memory_vf)
+            rollout_buffer.add_segments(timesteps, memory)
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
 
