@@ -30,18 +30,18 @@ def test_empty_slots_get_their_own_bucket():
         bias.table.weight.copy_(th.arange(18, dtype=th.float32).view(1, 9, 2))
     # [batch, layers, tokens, slots]
     bucket = distance_buckets(th.tensor([[10]]), th.tensor([[[-1, 9]]]), bucket_boundaries(8, 100))
-    out = bias(bucket[:, 0])  # [towers, batch, heads, tokens, slots]
-    assert out[0, 0, :, 0, 0].tolist() == [16.0, 17.0]  # the "empty" row
-    assert out[0, 0, :, 0, 1].tolist() == [2.0, 3.0]  # distance 1 -> bucket 1
-    write = bias(bucket[:, 0], slots_are_queries=True)  # [towers, batch, heads, slots, tokens]
-    assert th.equal(write[0, 0, :, :, 0], out[0, 0, :, 0, :])
+    out = bias(bucket[:, 0])  # [towers, batch, tokens, slots, heads]
+    assert out[0, 0, 0, 0].tolist() == [16.0, 17.0]  # the "empty" row
+    assert out[0, 0, 0, 1].tolist() == [2.0, 3.0]  # distance 1 -> bucket 1
+    write = bias(bucket[:, 0], slots_are_queries=True)  # [towers, batch, slots, tokens, heads]
+    assert th.equal(write[0, 0, :, 0], out[0, 0, 0, :])
 
 
 def test_position_bias_is_causal_and_relative():
     bias = SegmentPositionBias(n_towers=1, n_heads=1, segment_len=4)
     with th.no_grad():
         bias.table.weight.copy_(th.tensor([[[0.0], [1.0], [2.0], [3.0]]]))
-    out = bias()[0, 0]  # [query, key]
+    out = bias()[0, :, :, 0]  # [query, key]
     assert out[3, 1] == 2.0 and out[2, 0] == 2.0 and out[1, 1] == 0.0
     upper = th.ones(4, 4, dtype=th.bool).triu(1)
     assert (out[upper] < -1e30).all() and (out[~upper] > -1e30).all()

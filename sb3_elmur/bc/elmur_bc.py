@@ -97,7 +97,7 @@ class ElmurBC:
             set_random_seed(seed)
         self.k = self.policy.segment_len if isinstance(self.policy, ElmurActorCriticPolicy) else segment_len
         self.blocks = [segment_blocks(np.arange(n), self.k) for n in dataset.episode_lengths]
-        self.optimizer = th.optim.AdamW(self.policy.parameters(), lr=learning_rate, weight_decay=weight_decay)
+        self.optimizer = th.optim.AdamW(self.policy.parameters(), lr=learning_rate, weight_decay=weight_decay, fused=True)
         self.scheduler: th.optim.lr_scheduler.LambdaLR | None = None
         self.num_updates = 0
         self.total_updates = 0

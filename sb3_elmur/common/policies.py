@@ -44,6 +44,20 @@ def check_observation_space(observation_space: spaces.Space) -> None:
                 raise ValueError(f"ELMUR policies do not support the observation subspace {key!r}: {subspace!r}")
 
 
+def fast_optimizer_kwargs(policy: ActorCriticPolicy) -> dict[str, Any]:
+    """
+    The policy's optimizer arguments, with the fused implementation of Adam / AdamW unless the user chose
+    an implementation (``fused`` or ``foreach``): one kernel for all parameters instead of about ten ops
+    per parameter tensor, which at RL model sizes makes the optimizer step 4-5x faster on a CPU.
+
+    :param policy: The policy (its ``optimizer_class`` and ``optimizer_kwargs``).
+    """
+    kwargs = dict(policy.optimizer_kwargs)
+    if policy.optimizer_class in (th.optim.Adam, th.optim.AdamW) and not {"fused", "foreach"} & set(kwargs):
+        kwargs["fused"] = True
+    return kwargs
+
+
 def flatten_time(obs: TensorObs) -> TensorObs:
     """``[batch, time, ...]`` -> ``[batch * time, ...]`` for a tensor or a dict of tensors."""
     if isinstance(obs, dict):
@@ -147,7 +161,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         self.critic = None if (shared_backbone or enable_critic_backbone) else nn.Linear(self.features_dim, self.latent_dim)
         # Identifies states made by this model (kept with the weights; from os.urandom, not the torch RNG).
         self.register_buffer("state_signature", th.tensor([int.from_bytes(os.urandom(7), "little")], dtype=th.long))
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **fast_optimizer_kwargs(self))
 
     @property
     def latent_dim(self) -> int:
@@ -282,8 +296,10 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         return self.value_net(self.mlp_extractor.forward_critic(self._latents(out, features)[1]))
 
     # ------------------------------------------------------------------ training (parallel path)
-    def _sequence(self, obs: SegmentBatch, memory_bptt: int | None = -1) -> tuple[th.Tensor, th.Tensor, MemoryState]:
-        """Actor and critic latents of the masked steps of a segment batch and the memory after the batch."""
+    def _sequence(
+        self, obs: SegmentBatch, memory_bptt: int | None = -1, final_memory: bool = True
+    ) -> tuple[th.Tensor, th.Tensor, MemoryState | None]:
+        """Actor and critic latents of the masked steps of a segment batch and (if asked) the memory after the batch."""
         features = self.extract_features(flatten_time(obs.observations))
         out, memory = self.backbone.forward_towers(
             self._backbone_input(features, tuple(obs.timesteps.shape)),
@@ -291,6 +307,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             obs.memory,
             memory_bptt=memory_bptt,
             check_layout=False,
+            final_memory=final_memory,
         )
         latent_pi, latent_vf = self._latents(out, features, obs.mask.flatten())
         return latent_pi, latent_vf, memory
@@ -305,7 +322,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         :param actions: Actions of the masked steps, in ``obs.mask`` order.
         :return: One entry per masked step.
         """
-        latent_pi, latent_vf, _ = self._sequence(obs)
+        latent_pi, latent_vf, _ = self._sequence(obs, final_memory=False)
         distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
         return values, distribution.log_prob(actions), distribution.entropy()
@@ -319,6 +336,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         :param memory_bptt: Override of the backbone's ``memory_bptt`` (-1: the config's).
         """
         latent_pi, _, memory = self._sequence(obs, memory_bptt)
+        assert memory is not None
         return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi)), memory
 
     # ------------------------------------------------------------------ predict (numpy API)

@@ -14,7 +14,7 @@ class MultiHeadAttention(nn.Module):
 
     Keys and values can be projected separately (:meth:`project_kv`) so that the streaming path can
     cache them; :meth:`attend` is the one place where attention is computed, for training and acting.
-    Tensors are towers-first: ``[G, batch, n, d_model]``.
+    Tensors are towers-first: ``[G, batch, n, d_model]``; biases are heads-last, ``[G, batch, n_queries, n_keys, heads]``.
 
     :param n_towers: G.
     :param d_model: Model width.
@@ -36,26 +36,28 @@ class MultiHeadAttention(nn.Module):
         key, value = self.kv_proj(source).chunk(2, dim=-1)
         return key, value
 
-    def _heads(self, x: th.Tensor) -> th.Tensor:
-        return x.unflatten(-1, (self.n_heads, self.head_dim)).transpose(-2, -3)
-
     def attend(self, query_source: th.Tensor, key: th.Tensor, value: th.Tensor, bias: th.Tensor) -> th.Tensor:
         """
+        Scaled dot-product attention, written with broadcast products and sums instead of batched matmuls:
+        with a handful of keys per query (K or M), tiny batched matmuls cost far more than their
+        arithmetic on a CPU, and this layout needs no head transposes (the biases are heads-last too).
+
         :param query_source: ``[G, batch, n_queries, d_model]`` states that form the queries.
         :param key: ``[G, batch, n_keys, d_model]`` from :meth:`project_kv`.
         :param value: ``[G, batch, n_keys, d_model]`` from :meth:`project_kv`.
-        :param bias: ``[G, batch, heads, n_queries, n_keys]`` (or broadcastable) additive logits bias
+        :param bias: ``[G, batch, n_queries, n_keys, heads]`` (or broadcastable) additive logits bias
             (masked keys: very negative).
         :return: ``[G, batch, n_queries, d_model]``.
         """
-        out = F.scaled_dot_product_attention(
-            self._heads(self.q_proj(query_source)),
-            self._heads(key),
-            self._heads(value),
-            attn_mask=bias,
-            dropout_p=self.dropout if self.training else 0.0,
-        )
-        return self.out_proj(out.transpose(-2, -3).flatten(-2))
+        g, b, n_queries, d = query_source.shape
+        n_keys = key.shape[2]
+        query = self.q_proj(query_source).view(g, b, n_queries, 1, self.n_heads, self.head_dim)
+        logits = (query * key.view(g, b, 1, n_keys, self.n_heads, self.head_dim)).sum(-1) * self.head_dim**-0.5
+        weights = th.softmax(logits + bias, dim=-2)  # [G, batch, queries, keys, heads]
+        if self.dropout and self.training:
+            weights = F.dropout(weights, self.dropout, training=True)
+        out = (weights.unsqueeze(-1) * value.view(g, b, 1, n_keys, self.n_heads, self.head_dim)).sum(3)
+        return self.out_proj(out.view(g, b, n_queries, d))
 
 
 class SegmentSelfAttention(MultiHeadAttention):
@@ -96,17 +98,17 @@ class ReadAttention(MultiHeadAttention):
         """
         :param bucket: ``[..., n_tokens, n_slots]`` distance buckets of this layer.
         :param occupied: ``[..., n_slots]`` bool, written slots.
-        :return: ``[G, ..., heads, n_tokens, n_slots]``, empty slots masked.
+        :return: ``[G, ..., n_tokens, n_slots, heads]``, empty slots masked.
         """
         bias = self.time_bias(bucket)
-        return bias.masked_fill(~occupied.unsqueeze(-2).unsqueeze(-2), th.finfo(bias.dtype).min)
+        return bias.masked_fill(~occupied.unsqueeze(-2).unsqueeze(-1), th.finfo(bias.dtype).min)
 
     def forward(self, x: th.Tensor, slots: th.Tensor, occupied: th.Tensor, bias: th.Tensor, any_slot: th.Tensor) -> th.Tensor:
         """
         :param x: ``[G, batch, n_tokens, d_model]`` token states.
         :param slots: ``[G, batch, n_slots, d_model]`` memory vectors.
         :param occupied: ``[batch, n_slots]`` bool, written slots.
-        :param bias: From :meth:`bias`, ``[G, batch, heads, n_tokens, n_slots]``.
+        :param bias: From :meth:`bias`, ``[G, batch, n_tokens, n_slots, heads]``.
         :param any_slot: ``[batch, 1, 1]`` float, 1 where at least one slot is written.
         """
         # Zero the vectors of empty slots too: whatever they hold can never reach a token.
@@ -134,12 +136,12 @@ class WriteAttention(MultiHeadAttention):
         """
         :param bucket: ``[..., n_tokens, n_slots]`` distance buckets of this layer.
         :param token_valid: ``[..., n_tokens]`` optional mask of real tokens.
-        :return: ``[G, ..., heads, n_slots, n_tokens]``.
+        :return: ``[G, ..., n_slots, n_tokens, heads]``.
         """
         bias = self.time_bias(bucket, slots_are_queries=True)
         if token_valid is None:
             return bias
-        return bias.masked_fill(~token_valid.unsqueeze(-2).unsqueeze(-2), th.finfo(bias.dtype).min)
+        return bias.masked_fill(~token_valid.unsqueeze(-2).unsqueeze(-1), th.finfo(bias.dtype).min)
 
     def forward(self, slots: th.Tensor, tokens: th.Tensor, bias: th.Tensor) -> th.Tensor:
         """

@@ -259,7 +259,7 @@ class ElmurBackbone(nn.Module):
         return MemoryState(th.stack(vectors, dim=2).transpose(0, 1), timestamps)
 
     def _block_biases(self, plan: SegmentPlan) -> tuple[list[th.Tensor], list, list]:
-        """Per layer: the self-attention bias ``[G, 1, H, K, K]`` and the read and write biases of all blocks."""
+        """Per layer: the self-attention bias ``[G, 1, K, K, H]`` and the read and write biases of all blocks."""
         self_bias, read_bias, write_bias = [], [], []
         for index, layer in enumerate(self.layers):
             self_bias.append(layer.self_attn.position_bias().unsqueeze(1))
@@ -291,7 +291,8 @@ class ElmurBackbone(nn.Module):
         memory: MemoryState | None = None,
         memory_bptt: int | None = -1,
         check_layout: bool = True,
-    ) -> tuple[th.Tensor, MemoryState]:
+        final_memory: bool = True,
+    ) -> tuple[th.Tensor, MemoryState | None]:
         """
         Run whole segments in parallel.
 
@@ -306,6 +307,8 @@ class ElmurBackbone(nn.Module):
         :param memory_bptt: Segments that gradient may cross through memory (``None``: no limit,
             ``1``: detached at every segment start); ``-1`` (default) uses ``config.memory_bptt``.
         :param check_layout: Validate the block layout (cheap; raises ``ValueError`` naming the problem).
+        :param final_memory: Compute the memory after the last block; without it (PPO's loss does not use it)
+            the last block's commit is skipped and None is returned in its place.
         :return: Token states ``[G, batch, n_blocks * K, d_model]`` (padding positions hold unused values)
             and the memory after the last block.
         """
@@ -325,21 +328,30 @@ class ElmurBackbone(nn.Module):
         biases = self._block_biases(plan)
         vectors = [memory.layer(index) for index in range(c.n_layers)]
         outputs = []
-        for block in range(length // c.segment_len):
+        n_blocks = length // c.segment_len
+        for block in range(n_blocks):
             reset = plan.reset[block].view(-1, 1, 1)
             vectors = [v.masked_fill(reset, 0.0) for v in vectors]
             if bptt is not None and block > 0 and block % bptt == 0:
                 vectors = [v.detach() for v in vectors]
             window = slice(block * c.segment_len, (block + 1) * c.segment_len)
-            out, vectors, _ = self._block(hidden[:, :, window], vectors, plan, block, biases)
+            commit = final_memory or block < n_blocks - 1
+            out, vectors, _ = self._block(hidden[:, :, window], vectors, plan, block, biases, commit)
             outputs.append(out)
-        return th.cat(outputs, dim=2), self._memory_state(vectors, plan.lru.timestamps[-1])
+        memory = self._memory_state(vectors, plan.lru.timestamps[-1]) if final_memory else None
+        return th.cat(outputs, dim=2), memory
 
     def _block(
-        self, hidden: th.Tensor, vectors: list[th.Tensor], plan: SegmentPlan, block: int, biases: tuple[list, list, list]
+        self,
+        hidden: th.Tensor,
+        vectors: list[th.Tensor],
+        plan: SegmentPlan,
+        block: int,
+        biases: tuple[list, list, list],
+        commit: bool = True,
     ) -> tuple[th.Tensor, list[th.Tensor], list[tuple[th.Tensor, th.Tensor, th.Tensor]]]:
         """
-        One block of K positions in parallel: token track of every layer, then the commit. Returns the
+        One block of K positions in parallel: token track of every layer, then the commit (if asked). Returns the
         final token states, the per-layer memory after the block, and per layer the keys, values and
         outputs of the block (what the streaming cache holds).
         """
@@ -358,7 +370,8 @@ class ElmurBackbone(nn.Module):
             h = layer.token_track(h, kv_hook, self_bias[index], vectors[index], occupied, read, any_slot)
             layer_outputs.append(h)
             captured.append((kv[0], kv[1], h))
-        vectors = self._commit(vectors, plan, block, layer_outputs, write_bias)
+        if commit:
+            vectors = self._commit(vectors, plan, block, layer_outputs, write_bias)
         return self.final_norm(h), vectors, captured
 
     def prefill(self, features: th.Tensor, memory: MemoryState, segment_start: th.Tensor, length: th.Tensor) -> StreamState:
@@ -382,7 +395,7 @@ class ElmurBackbone(nn.Module):
         plan = self.plan(steps, memory.timestamps)
         hidden = self._project(features, 3).masked_fill((steps < 0).unsqueeze(-1), 0.0)
         vectors = [memory.layer(index) for index in range(c.n_layers)]
-        _, _, captured = self._block(hidden, vectors, plan, 0, self._block_biases(plan))
+        _, _, captured = self._block(hidden, vectors, plan, 0, self._block_biases(plan), commit=False)
         keep = (steps >= 0)[:, None, None, :, None]  # [batch, 1, 1, K, 1]
         cache = [th.stack([layer[i] for layer in captured], dim=2).transpose(0, 1).masked_fill(~keep, 0.0) for i in range(3)]
         return StreamState(MemoryState(memory.vectors, memory.timestamps), segment_start + length, *cache)
@@ -433,7 +446,7 @@ class ElmurBackbone(nn.Module):
                 state.values[rows, :, index, position] = value[:, :, 0].transpose(0, 1)
                 return state.keys[:, :, index].transpose(0, 1), state.values[:, :, index].transpose(0, 1)
 
-            self_bias = layer.self_attn.position_bias()[:, :, position].transpose(1, 2).unsqueeze(-2)  # [G, batch, H, 1, K]
+            self_bias = layer.self_attn.position_bias()[:, position].unsqueeze(2)  # [G, batch, 1, K, H]
             read_bias = layer.read.bias(bucket[:, index], occupied[:, index]) if layer.read is not None else None
             slots = memory.layer(index)
             h = layer.token_track(h, kv_hook, self_bias, slots, occupied[:, index], read_bias, any_slot[:, index])

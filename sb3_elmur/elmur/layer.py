@@ -90,10 +90,10 @@ class ElmurLayer(nn.Module):
         """
         :param x: ``[G, batch, n_tokens, d_model]`` token states entering the layer.
         :param kv_hook: Maps the tokens' keys and values to those of the whole segment (see :data:`KVHook`).
-        :param self_bias: ``[G, batch or 1, heads, n_tokens, K]`` causal position bias.
+        :param self_bias: ``[G, batch or 1, n_tokens, K, heads]`` causal position bias.
         :param slots: ``[G, batch, n_slots, d_model]`` this layer's memory, committed before the segment.
         :param occupied: ``[batch, n_slots]`` bool, its written slots.
-        :param read_bias: ``[G, batch, heads, n_tokens, n_slots]`` time-distance bias (None without read).
+        :param read_bias: ``[G, batch, n_tokens, n_slots, heads]`` time-distance bias (None without read).
         :param any_slot: ``[batch, 1, 1]`` float, 1 where at least one slot is written.
         :return: ``[G, batch, n_tokens, d_model]`` token states leaving the layer.
         """
@@ -115,7 +115,7 @@ class ElmurLayer(nn.Module):
         :param slots: ``[G, batch, n_slots, d_model]`` memory vectors.
         :param occupied: ``[batch, n_slots, 1]`` bool, written slots.
         :param tokens: ``[G, batch, K, d_model]`` this layer's final token states of the segment.
-        :param write_bias: ``[G, batch, heads, n_slots, K]`` time-distance bias, invalid tokens masked.
+        :param write_bias: ``[G, batch, n_slots, K, heads]`` time-distance bias, invalid tokens masked.
         :param plan: This layer's LRU plan (``keep``/``take`` ``[batch, n_slots, 1]``).
         :return: New slot vectors.
         """

@@ -77,12 +77,12 @@ class TimeDistanceBias(nn.Module):
     def forward(self, bucket: th.Tensor, slots_are_queries: bool = False) -> th.Tensor:
         """
         :param bucket: ``[..., n_tokens, n_slots]`` from :func:`distance_buckets` (one layer).
-        :param slots_are_queries: False for the read (tokens query slots): bias ``[G, ..., heads, tokens, slots]``;
-            True for the write (slots query tokens): bias ``[G, ..., heads, slots, tokens]``.
+        :param slots_are_queries: False for the read (tokens query slots): bias ``[G, ..., tokens, slots, heads]``;
+            True for the write (slots query tokens): bias ``[G, ..., slots, tokens, heads]``.
         :return: Float bias to add to the attention logits.
         """
-        bias = self.table(bucket).movedim(-1, -3)
-        return bias.transpose(-1, -2) if slots_are_queries else bias
+        bias = self.table(bucket)
+        return bias.transpose(-2, -3) if slots_are_queries else bias
 
 
 class SegmentPositionBias(nn.Module):
@@ -106,9 +106,9 @@ class SegmentPositionBias(nn.Module):
 
     def forward(self) -> th.Tensor:
         """
-        :return: Float bias ``[G, heads, K, K]`` (query position, key position); keys after the query get a
-            large negative value. Keys of a segment that lie after the query are the only ones that can be
-            padding (valid steps form a prefix of each segment), so this is also the padding mask.
+        :return: Float bias ``[G, K, K, heads]`` (query position, key position, head); keys after the query
+            get a large negative value. Keys of a segment that lie after the query are the only ones that can
+            be padding (valid steps form a prefix of each segment), so this is also the padding mask.
         """
-        bias = self.table(self.relative).movedim(-1, -3)
-        return bias.masked_fill(self.future, th.finfo(bias.dtype).min)
+        bias = self.table(self.relative)
+        return bias.masked_fill(self.future.unsqueeze(-1), th.finfo(bias.dtype).min)
