@@ -1,66 +1,125 @@
 """
-Training throughput of ElmurPPO relative to RecurrentPPO, measured robustly on a shared machine.
+Training throughput of ElmurPPO relative to RecurrentPPO and PPO (MLP), measured robustly on a shared machine.
 
-The two agents of :mod:`ppo_comparison` (same PPO settings, comparable parameter counts) train in the
-same process in alternation: each round runs ``learn`` for ``--steps`` steps with one agent, then the
-other (the order alternates). Background load hits both agents alike, so the per-round ratio of
-steps/s is stable even when the absolute figures are not. Reported: median steps/s of each agent and
-the median and range of the per-round ratio, per env.
+Two settings, each on the envs of :mod:`ppo_comparison`:
 
-    python benchmarks/ppo_throughput.py --output docs/results/ppo_throughput.md
+* ``comparison``: the three agents of :mod:`ppo_comparison` (same PPO settings, ELMUR and LSTM with
+  comparable parameter counts);
+* ``default``: ``ElmurPPO("MlpElmurPolicy", env)`` against ``RecurrentPPO("MlpLstmPolicy", env)``, both with
+  every argument at its default (PPO-MLP: ``PPO("MlpPolicy", env)``).
+
+The agents of a setting train in the same process in alternation: each round runs ``learn`` for ``--steps``
+steps with one agent after the other (the order rotates). Background load hits all agents alike, so the
+per-round ratio of steps/s is stable even when the absolute figures are not. Reported per env: median
+steps/s of each agent, the median and range of the per-round ratios, ElmurPPO's steps/s relative to PPO-MLP
+(the env-bound limit) and the share of ElmurPPO's ``learn`` time spent collecting rollouts.
+
+    python benchmarks/ppo_throughput.py --threads 1 2 --output docs/results/ppo_throughput.md
 """
 
 import argparse
+import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch as th
 from ppo_comparison import ENVS, agent, make_env
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import PPO
+
+from sb3_elmur import ElmurPPO
+
+AGENTS = ("elmur", "lstm", "mlp")
 
 
-def measure(env_id: str, args: argparse.Namespace) -> dict[str, list[float]]:
-    """Steps/s of each agent, one value per round."""
-    models = {algo: agent(algo, make_env(env_id, args.n_envs, args.seed), args.seed, args.width) for algo in ("elmur", "lstm")}
-    for model in models.values():  # warm-up: first rollout and update (allocations, lazy init)
-        model.learn(args.n_envs * 128, reset_num_timesteps=False)
+def make_agents(setting: str, env_id: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The three agents of a setting, each with its own envs (same seed)."""
+    envs = {algo: make_env(env_id, args.n_envs, args.seed) for algo in AGENTS}
+    if setting == "comparison":
+        return {algo: agent(algo, envs[algo], args.seed, args.width) for algo in AGENTS}
+    return {
+        "elmur": ElmurPPO("MlpElmurPolicy", envs["elmur"], seed=args.seed),
+        "lstm": RecurrentPPO("MlpLstmPolicy", envs["lstm"], seed=args.seed),
+        "mlp": PPO("MlpPolicy", envs["mlp"], seed=args.seed),
+    }
+
+
+def timed_rollouts(model: Any) -> list[float]:
+    """Wrap ``model.collect_rollouts`` to add up its wall time into the returned one-element list."""
+    total = [0.0]
+    collect = model.collect_rollouts
+
+    def wrapper(*a: Any, **k: Any) -> bool:
+        start = time.perf_counter()
+        try:
+            return collect(*a, **k)
+        finally:
+            total[0] += time.perf_counter() - start
+
+    model.collect_rollouts = wrapper
+    return total
+
+
+def measure(setting: str, env_id: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Steps/s of each agent per round, and ElmurPPO's rollout share."""
+    models = make_agents(setting, env_id, args)
+    for model in models.values():  # warm-up: first rollouts and updates (allocations, lazy init)
+        model.learn(2 * args.n_envs * model.n_steps, reset_num_timesteps=False)
+    rollout_time = timed_rollouts(models["elmur"])
     speeds: dict[str, list[float]] = {algo: [] for algo in models}
+    elmur_time = 0.0
     for round_index in range(args.rounds):
-        order = list(models) if round_index % 2 == 0 else list(models)[::-1]
+        order = list(models)[round_index % len(models) :] + list(models)[: round_index % len(models)]
         for algo in order:
             start = time.perf_counter()
             models[algo].learn(args.steps, reset_num_timesteps=False)
-            speeds[algo].append(args.steps / (time.perf_counter() - start))
-    return speeds
+            elapsed = time.perf_counter() - start
+            speeds[algo].append(args.steps / elapsed)
+            elmur_time += elapsed if algo == "elmur" else 0.0
+    params = {algo: sum(p.numel() for p in model.policy.parameters()) for algo, model in models.items()}
+    return {"speeds": speeds, "rollout_share": rollout_time[0] / elmur_time, "params": params}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=ENVS)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--settings", nargs="+", default=["comparison", "default"], choices=["comparison", "default"])
+    parser.add_argument("--threads", nargs="+", type=int, default=[1])
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2048, help="steps per agent per round (whole rollouts)")
     parser.add_argument("--n-envs", type=int, default=8)
-    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--width", type=int, default=64, help="comparison setting: memory width (see ppo_comparison)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", help="write the Markdown table here")
     args = parser.parse_args()
-    th.set_num_threads(args.threads)
     lines = [
-        f"{args.rounds} alternating rounds of {args.steps:,} steps per agent, {args.n_envs} envs, "
-        f"{args.threads} torch thread(s); ratio = ElmurPPO / RecurrentPPO steps/s in the same round.",
+        f"Machine: {platform.machine()}, torch {th.__version__}, {args.n_envs} envs, {args.rounds} rounds of "
+        f"{args.steps:,} steps per agent (agents alternating in one process). Ratios are per round, same round.",
         "",
-        "| env | ElmurPPO steps/s | RecurrentPPO steps/s | ratio (median) | ratio (min - max) |",
-        "|---|---:|---:|---:|---:|",
+        "Command: `python benchmarks/ppo_throughput.py "
+        + f"--threads {' '.join(map(str, args.threads))} --rounds {args.rounds} --steps {args.steps}`",
+        "",
+        "| setting | threads | env | ElmurPPO steps/s | RecurrentPPO steps/s | PPO-MLP steps/s | Elmur / LSTM (median, range) "
+        "| Elmur / MLP | rollout share | parameters (Elmur / LSTM) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for env_id in args.envs:
-        speeds = measure(env_id, args)
-        ratios = np.array(speeds["elmur"]) / np.array(speeds["lstm"])
-        lines.append(
-            f"| {env_id} | {np.median(speeds['elmur']):.0f} | {np.median(speeds['lstm']):.0f} "
-            f"| {np.median(ratios):.2f}x | {ratios.min():.2f}x - {ratios.max():.2f}x |"
-        )
-        print(lines[-1], flush=True)
+    for setting in args.settings:
+        for threads in args.threads:
+            th.set_num_threads(threads)
+            for env_id in args.envs:
+                result = measure(setting, env_id, args)
+                speeds = {algo: np.array(v) for algo, v in result["speeds"].items()}
+                vs_lstm, vs_mlp = speeds["elmur"] / speeds["lstm"], speeds["elmur"] / speeds["mlp"]
+                params = result["params"]
+                medians = " | ".join(f"{np.median(speeds[algo]):.0f}" for algo in AGENTS)
+                lines.append(
+                    f"| {setting} | {threads} | {env_id} | {medians} "
+                    f"| {np.median(vs_lstm):.2f}x ({vs_lstm.min():.2f} - {vs_lstm.max():.2f}) | {np.median(vs_mlp):.2f} "
+                    f"| {result['rollout_share']:.0%} | {params['elmur']:,} / {params['lstm']:,} |"
+                )
+                print(lines[-1], flush=True)
     table = "\n".join(lines) + "\n"
     print(table)
     if args.output:

@@ -214,9 +214,10 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
 
     def _latents(
         self, out: th.Tensor, features: th.Tensor | tuple[th.Tensor, th.Tensor], mask: th.Tensor | None = None
-    ) -> tuple[th.Tensor, th.Tensor]:
+    ) -> tuple[th.Tensor, th.Tensor | None]:
         """
-        Actor and critic latents from the backbone output ``[G, ..., d_model]`` (restricted to ``mask`` when given).
+        Actor and critic latents from the backbone output ``[G, ..., d_model]`` (restricted to ``mask`` when given);
+        the critic's is None when only the actor tower ran.
 
         :param out: Towers-first backbone output.
         :param features: The features the backbone read (the critic without memory maps them instead).
@@ -225,7 +226,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         if mask is not None:
             out = out.flatten(1, -2)[:, mask]
         if self.backbone.n_towers == 2:
-            return out[0], out[1]
+            return out[0], out[1] if out.shape[0] == 2 else None
         if self.shared_backbone:
             return out[0], out[0].detach()
         vf_features = features if self.share_features_extractor else features[1]  # type: ignore[index]
@@ -330,12 +331,16 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
     def actor_distribution(self, obs: SegmentBatch, memory_bptt: int | None = -1) -> tuple[Distribution, MemoryState]:
         """
         Action distribution of the masked steps under the actor (behaviour cloning, parallel
-        evaluation) and the memory after the batch (to carry into the next segments).
+        evaluation) and the actor's memory after the batch (to carry into the next segments).
 
         :param obs: The batch layout.
         :param memory_bptt: Override of the backbone's ``memory_bptt`` (-1: the config's).
         """
-        latent_pi, _, memory = self._sequence(obs, memory_bptt)
+        # The actor tower alone: the critic's tower would cost as much and get no gradient.
+        memory = MemoryState(obs.memory.vectors[:, :1], obs.memory.timestamps)
+        actor_only = SegmentBatch(obs.observations, obs.timesteps, obs.mask, memory)
+        with self.backbone.first_towers(1):
+            latent_pi, _, memory = self._sequence(actor_only, memory_bptt)
         assert memory is not None
         return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi)), memory
 

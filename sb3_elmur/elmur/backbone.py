@@ -1,5 +1,7 @@
 """The ELMUR backbone: a stack of layers with layer-local memory, run in parallel over segments or one step at a time."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch as th
@@ -10,7 +12,7 @@ from sb3_elmur.elmur.layer import ElmurLayer
 from sb3_elmur.elmur.memory import EMPTY, LruPlan, MemoryState, lru_plan
 from sb3_elmur.elmur.segment import validate_segment_layout
 from sb3_elmur.elmur.time_bias import bucket_boundaries, distance_buckets
-from sb3_elmur.elmur.towers import TowerLinear, tower_norm
+from sb3_elmur.elmur.towers import TowerLinear, TowerModule, tower_norm
 
 
 @dataclass
@@ -131,18 +133,42 @@ class ElmurBackbone(nn.Module):
     def out_features(self) -> int:
         return self.config.d_model
 
+    @property
+    def active_towers(self) -> int:
+        """Towers computed now: all of them, or the first ones inside :meth:`first_towers`."""
+        return self.input_proj.active_towers or self.n_towers
+
+    @contextmanager
+    def first_towers(self, n: int) -> Iterator[None]:
+        """
+        Inside this context only the first ``n`` towers are computed (``n = 1``: the actor alone, for
+        behaviour cloning); states and memories then hold ``n`` towers.
+
+        :param n: Number of towers, ``1 <= n <= n_towers``.
+        """
+        if not 1 <= n <= self.n_towers:
+            raise ValueError(f"n must be in [1, {self.n_towers}], got {n}")
+        modules = [m for m in self.modules() if isinstance(m, TowerModule)]
+        for module in modules:
+            module.active_towers = None if n == self.n_towers else n
+        try:
+            yield
+        finally:
+            for module in modules:
+                module.active_towers = None
+
     # ------------------------------------------------------------------ states
     def initial_memory(self, batch_size: int) -> MemoryState:
         """Empty memory for ``batch_size`` episodes."""
         c = self.config
         param = self.input_proj.weight
-        return MemoryState.empty(batch_size, self.n_towers, c.n_layers, c.n_slots, c.d_model, param.device, param.dtype)
+        return MemoryState.empty(batch_size, self.active_towers, c.n_layers, c.n_slots, c.d_model, param.device, param.dtype)
 
     def initial_state(self, batch_size: int) -> StreamState:
         """Fresh streaming state (empty memory, step 0) for ``batch_size`` episodes."""
         c = self.config
         param = self.input_proj.weight
-        shape = (batch_size, self.n_towers, c.n_layers, c.segment_len, c.d_model)
+        shape = (batch_size, self.active_towers, c.n_layers, c.segment_len, c.d_model)
         cache = th.zeros(shape, device=param.device, dtype=param.dtype)
         return StreamState(
             memory=self.initial_memory(batch_size),
@@ -193,18 +219,22 @@ class ElmurBackbone(nn.Module):
 
     def _check_features(self, features: th.Tensor, leading: tuple[int, ...], names: str) -> None:
         """Shape check of shared (``[*leading, F]``) or per-tower (``[G, *leading, F]``) features."""
-        n = len(leading) + 1
-        per_tower = self.n_towers > 1 and features.dim() == n + 1 and features.shape[0] == self.n_towers
+        n, towers = len(leading) + 1, self.active_towers
+        per_tower = towers > 1 and features.dim() == n + 1 and features.shape[0] == towers
         if not (features.dim() == n or per_tower) or features.shape[-1] != self.in_features:
             expected = f"[{names}, {self.in_features}]"
-            if self.n_towers > 1:
-                expected += f" or, per tower, [{self.n_towers}, {names}, {self.in_features}]"
+            if towers > 1:
+                expected += f" or, per tower, [{towers}, {names}, {self.in_features}]"
             raise ValueError(f"features must have shape {expected}, got {tuple(features.shape)}")
         if tuple(features.shape[-n:-1]) != leading:
             raise ValueError(f"features hold [{names}] = {list(features.shape[-n:-1])}, expected {list(leading)}")
 
     def _squeeze(self, out: th.Tensor) -> th.Tensor:
         return out[0] if self.n_towers == 1 else out
+
+    def _check_memory(self, memory: MemoryState) -> None:
+        if memory.vectors.shape[1] != self.active_towers:
+            raise ValueError(f"memory holds {memory.vectors.shape[1]} tower(s), the backbone computes {self.active_towers}")
 
     def plan(self, timesteps: th.Tensor, timestamps: th.Tensor) -> SegmentPlan:
         """
@@ -322,6 +352,7 @@ class ElmurBackbone(nn.Module):
         batch, length = timesteps.shape
         if memory is None:
             memory = self.initial_memory(batch)
+        self._check_memory(memory)
         plan = self.plan(timesteps, memory.timestamps)
         # Padding never reaches a real token, whatever the caller put there (even NaN).
         hidden = self._project(features, 3).masked_fill((timesteps < 0).unsqueeze(-1), 0.0)

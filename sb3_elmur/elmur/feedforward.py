@@ -5,7 +5,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_elmur.elmur.config import ElmurConfig
-from sb3_elmur.elmur.towers import TowerLinear
+from sb3_elmur.elmur.towers import TowerLinear, TowerModule
 
 
 class MLPFeedForward(nn.Module):
@@ -33,7 +33,7 @@ class MLPFeedForward(nn.Module):
         return self.fc_out(hidden)
 
 
-class MoEFeedForward(nn.Module):
+class MoEFeedForward(TowerModule):
     """
     Mixture of GELU-MLP experts with top-k routing, for G towers at once.
 
@@ -70,9 +70,9 @@ class MoEFeedForward(nn.Module):
         probs = th.softmax(self.router(x), dim=-1)  # [G, N, experts]
         top_probs, top_index = probs.topk(self.top_k, dim=-1)
         gate = th.zeros_like(probs).scatter(-1, top_index, top_probs)
-        hidden = th.einsum("gnd,gedf->gnef", x, self.w_in) + self.b_in.unsqueeze(1)
+        hidden = th.einsum("gnd,gedf->gnef", x, self.towers(self.w_in)) + self.towers(self.b_in).unsqueeze(1)
         hidden = self.dropout(F.gelu(hidden, approximate="tanh"))
-        out = th.einsum("gnef,gefd->gned", hidden, self.w_out) + self.b_out.unsqueeze(1)
+        out = th.einsum("gnef,gefd->gned", hidden, self.towers(self.w_out)) + self.towers(self.b_out).unsqueeze(1)
         return th.einsum("gne,gned->gnd", gate, out).view(shape)
 
 

@@ -9,7 +9,7 @@ from sb3_elmur.elmur.attention import ReadAttention, SegmentSelfAttention, Write
 from sb3_elmur.elmur.config import ElmurConfig
 from sb3_elmur.elmur.feedforward import make_feedforward
 from sb3_elmur.elmur.memory import LruPlan, apply_lru
-from sb3_elmur.elmur.towers import TowerLayerNorm, tower_norm
+from sb3_elmur.elmur.towers import TowerLayerNorm, TowerModule, tower_norm
 
 #: Hook that receives a segment's new keys and values and returns the keys and values over the whole
 #: segment (identity in the parallel path; a key/value cache when streaming).
@@ -44,7 +44,7 @@ class Sublayer(nn.Module):
         return out if self.norm_first else self.norm(out)
 
 
-class ElmurLayer(nn.Module):
+class ElmurLayer(TowerModule):
     """
     One layer with its own memory, for G towers at once (tensors ``[G, batch, ...]``). The token track
     runs for every token; the memory track runs once per completed segment and returns the layer's
@@ -121,7 +121,7 @@ class ElmurLayer(nn.Module):
         """
         if self.write is None or write_bias is None:
             return slots
-        queries = th.where(occupied, slots, self.slot_init)
+        queries = th.where(occupied, slots, self.towers(self.slot_init))
         u = self.write_block.add(
             queries, self.write(self.write_block.inputs(queries), self.write_token_norm(tokens), write_bias)
         )

@@ -15,7 +15,20 @@ from torch import nn
 from torch.nn import functional as F
 
 
-class TowerLinear(nn.Module):
+class TowerModule(nn.Module):
+    """
+    A module whose parameters carry a leading tower dimension. While ``active_towers`` is set (see
+    :meth:`~sb3_elmur.elmur.backbone.ElmurBackbone.first_towers`) it computes the first towers only.
+    """
+
+    active_towers: int | None = None
+
+    def towers(self, param: th.Tensor) -> th.Tensor:
+        """``param`` restricted to the active towers."""
+        return param if self.active_towers is None else param[: self.active_towers]
+
+
+class TowerLinear(TowerModule):
     """
     ``G`` independent linear maps ``x @ W_g + b_g``, one batched matmul for all towers.
 
@@ -35,16 +48,17 @@ class TowerLinear(nn.Module):
 
     def forward(self, x: th.Tensor) -> th.Tensor:
         """:param x: ``[G, ..., in_features]``, one slice per tower. :return: ``[G, ..., out_features]``."""
-        out = th.baddbmm(self.bias, x.reshape(x.shape[0], -1, self.in_features), self.weight)
+        out = th.baddbmm(self.towers(self.bias), x.reshape(x.shape[0], -1, self.in_features), self.towers(self.weight))
         return out.view(*x.shape[:-1], self.out_features)
 
     def shared(self, x: th.Tensor) -> th.Tensor:
         """:param x: ``[..., in_features]``, the same input for every tower. :return: ``[G, ..., out_features]``."""
-        out = th.matmul(x.reshape(-1, self.in_features), self.weight) + self.bias
-        return out.view(self.weight.shape[0], *x.shape[:-1], self.out_features)
+        weight = self.towers(self.weight)
+        out = th.matmul(x.reshape(-1, self.in_features), weight) + self.towers(self.bias)
+        return out.view(weight.shape[0], *x.shape[:-1], self.out_features)
 
 
-class TowerLayerNorm(nn.Module):
+class TowerLayerNorm(TowerModule):
     """
     Layer norm over the last dimension with a per-tower affine transform.
 
@@ -62,10 +76,11 @@ class TowerLayerNorm(nn.Module):
     def forward(self, x: th.Tensor) -> th.Tensor:
         """:param x: ``[G, ..., width]``."""
         flat = x.reshape(x.shape[0], -1, self.width)
-        return th.addcmul(self.bias, F.layer_norm(flat, (self.width,), eps=self.eps), self.weight).view(x.shape)
+        normed = F.layer_norm(flat, (self.width,), eps=self.eps)
+        return th.addcmul(self.towers(self.bias), normed, self.towers(self.weight)).view(x.shape)
 
 
-class TowerTable(nn.Module):
+class TowerTable(TowerModule):
     """
     A learned lookup table per tower (the attention biases' embeddings), zero-initialised.
 
@@ -80,7 +95,7 @@ class TowerTable(nn.Module):
 
     def forward(self, index: th.Tensor) -> th.Tensor:
         """:param index: int64 ``[...]``. :return: ``[G, ..., width]``."""
-        return self.weight[:, index]
+        return self.towers(self.weight)[:, index]
 
 
 def tower_norm(n_towers: int, width: int, enabled: bool) -> nn.Module:
