@@ -118,3 +118,19 @@ def test_minibatches_have_a_fixed_number_of_whole_samples():
         timesteps = batch.observations.timesteps
         real = timesteps[:, 0] >= 0
         assert (timesteps[real, 0] % k == 0).all()
+
+
+@pytest.mark.slow  # two compilations (with and without gradient): minutes on a 2-core CPU with a cold cache
+def test_compiled_training_forward_reproduces_acting():
+    """With compile_backbone the update runs through torch.compile; it still recomputes the acting forward."""
+    env = make_vec_env(RandomLengthEnv, n_envs=2, seed=0)
+    elmur = {"d_model": 8, "n_layers": 1, "n_heads": 2, "segment_len": 4, "n_slots": 2}
+    model = ElmurPPO(
+        "MlpElmurPolicy", env, n_steps=12, batch_size=24, learning_rate=0.0, n_epochs=1, seed=0,
+        policy_kwargs={"elmur_kwargs": elmur, "net_arch": [8], "compile_backbone": True},
+    )  # fmt: skip
+    model.learn(3 * 12 * 2)
+    assert model.policy._compiled_forward is not None
+    old_lp, new_lp, old_v, new_v, _ = recompute(model)
+    assert np.abs(old_lp - new_lp).max() < 1e-5
+    assert np.abs(old_v - new_v).max() < 1e-5

@@ -15,6 +15,7 @@ from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_elmur.common.buffers import ElmurDictRolloutBuffer, ElmurRolloutBuffer, SegmentContext
+from sb3_elmur.common.checks import check_finite_transition
 from sb3_elmur.common.policies import ElmurActorCriticPolicy
 from sb3_elmur.elmur import StreamState
 from sb3_elmur.ppo.policies import CnnElmurPolicy, MlpElmurPolicy, MultiInputElmurPolicy
@@ -219,6 +220,7 @@ class ElmurPPO(PPO):
         if self.use_sde:
             self.policy.reset_noise(env.num_envs)
         callback.on_rollout_start()
+        check_finite_transition(self._last_obs, np.zeros(env.num_envs), [], self.num_timesteps)  # e.g. from reset()
         states = self._start_rollout(self._last_episode_starts)
         no_starts = th.zeros(env.num_envs, dtype=th.bool, device=self.device)
 
@@ -239,6 +241,7 @@ class ElmurPPO(PPO):
                 clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
 
             new_obs, rewards, dones, infos = env.step(clipped_actions)
+            check_finite_transition(new_obs, rewards, infos, self.num_timesteps + env.num_envs)  # type: ignore[arg-type]
             self.num_timesteps += env.num_envs
             callback.update_locals(locals())
             if not callback.on_step():
