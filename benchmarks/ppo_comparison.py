@@ -61,7 +61,9 @@ PPO_SETTINGS = {
 }
 
 
-def agent(algo: str, env: Any, seed: int, width: int, lru_lambda: float = 0.5) -> Any:
+def agent(
+    algo: str, env: Any, seed: int, width: int, lru_lambda: float = 0.5, compile_backbone: bool = False, device: str = "auto"
+) -> Any:
     """The three agents with comparable parameter counts (identical heads; ``width`` sets the memory size)."""
     heads = {"net_arch": {"pi": [64], "vf": [64]}, "ortho_init": False}
     if algo == "elmur":
@@ -75,14 +77,16 @@ def agent(algo: str, env: Any, seed: int, width: int, lru_lambda: float = 0.5) -
             "n_slots": 4,
             "lru_lambda": lru_lambda,
         }
-        return ElmurPPO("MlpElmurPolicy", env, seed=seed, policy_kwargs={**heads, "elmur_kwargs": elmur}, **PPO_SETTINGS)
+        kwargs = {**heads, "elmur_kwargs": elmur, "compile_backbone": compile_backbone}
+        return ElmurPPO("MlpElmurPolicy", env, seed=seed, policy_kwargs=kwargs, device=device, **PPO_SETTINGS)
     if algo == "lstm":
         kwargs = {**heads, "lstm_hidden_size": width, "enable_critic_lstm": True}
-        return RecurrentPPO("MlpLstmPolicy", env, seed=seed, policy_kwargs=kwargs, **PPO_SETTINGS)
+        return RecurrentPPO("MlpLstmPolicy", env, seed=seed, policy_kwargs=kwargs, device=device, **PPO_SETTINGS)
     return PPO(
         "MlpPolicy",
         env,
         seed=seed,
+        device=device,
         policy_kwargs={**heads, "net_arch": {"pi": [width, 64], "vf": [width, 64]}},
         **PPO_SETTINGS,
     )

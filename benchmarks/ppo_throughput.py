@@ -8,6 +8,10 @@ Two settings, each on the envs of :mod:`ppo_comparison`:
 * ``default``: ``ElmurPPO("MlpElmurPolicy", env)`` against ``RecurrentPPO("MlpLstmPolicy", env)``, both with
   every argument at its default (PPO-MLP: ``PPO("MlpPolicy", env)``).
 
+ElmurPPO runs twice in each setting: eager, and with ``compile_backbone=True`` (the parallel path through
+``torch.compile``). The compiled agent's warm-up includes its compilation, whose cost is reported (it depends
+on whether torch's on-disk cache already holds this model shape).
+
 The agents of a setting train in the same process in alternation: each round runs ``learn`` for ``--steps``
 steps with one agent after the other (the order rotates). Background load hits all agents alike, so the
 per-round ratio of steps/s is stable even when the absolute figures are not. Reported per env: median
@@ -31,16 +35,19 @@ from stable_baselines3 import PPO
 
 from sb3_elmur import ElmurPPO
 
-AGENTS = ("elmur", "lstm", "mlp")
+AGENTS = ("elmur", "compiled", "lstm", "mlp")
 
 
 def make_agents(setting: str, env_id: str, args: argparse.Namespace) -> dict[str, Any]:
-    """The three agents of a setting, each with its own envs (same seed)."""
+    """The agents of a setting, each with its own envs (same seed)."""
     envs = {algo: make_env(env_id, args.n_envs, args.seed) for algo in AGENTS}
     if setting == "comparison":
-        return {algo: agent(algo, envs[algo], args.seed, args.width) for algo in AGENTS}
+        models = {algo: agent(algo, envs[algo], args.seed, args.width) for algo in ("elmur", "lstm", "mlp")}
+        models["compiled"] = agent("elmur", envs["compiled"], args.seed, args.width, compile_backbone=True)
+        return models
     return {
         "elmur": ElmurPPO("MlpElmurPolicy", envs["elmur"], seed=args.seed),
+        "compiled": ElmurPPO("MlpElmurPolicy", envs["compiled"], seed=args.seed, policy_kwargs={"compile_backbone": True}),
         "lstm": RecurrentPPO("MlpLstmPolicy", envs["lstm"], seed=args.seed),
         "mlp": PPO("MlpPolicy", envs["mlp"], seed=args.seed),
     }
@@ -65,9 +72,12 @@ def timed_rollouts(model: Any) -> list[float]:
 def measure(setting: str, env_id: str, args: argparse.Namespace) -> dict[str, Any]:
     """Steps/s of each agent per round, and ElmurPPO's rollout share."""
     models = make_agents(setting, env_id, args)
-    for model in models.values():  # warm-up: first rollouts and updates (allocations, lazy init)
+    warm_up = {}
+    for algo, model in models.items():  # warm-up: first rollouts and updates (allocations, lazy init, compilation)
+        start = time.perf_counter()
         model.learn(2 * args.n_envs * model.n_steps, reset_num_timesteps=False)
-    rollout_time = timed_rollouts(models["elmur"])
+        warm_up[algo] = time.perf_counter() - start
+    rollout_time = timed_rollouts(models["compiled"])
     speeds: dict[str, list[float]] = {algo: [] for algo in models}
     elmur_time = 0.0
     for round_index in range(args.rounds):
@@ -77,9 +87,16 @@ def measure(setting: str, env_id: str, args: argparse.Namespace) -> dict[str, An
             models[algo].learn(args.steps, reset_num_timesteps=False)
             elapsed = time.perf_counter() - start
             speeds[algo].append(args.steps / elapsed)
-            elmur_time += elapsed if algo == "elmur" else 0.0
+            elmur_time += elapsed if algo == "compiled" else 0.0
     params = {algo: sum(p.numel() for p in model.policy.parameters()) for algo, model in models.items()}
-    return {"speeds": speeds, "rollout_share": rollout_time[0] / elmur_time, "params": params}
+    compile_seconds = warm_up["compiled"] - warm_up["elmur"]
+    return {"speeds": speeds, "rollout_share": rollout_time[0] / elmur_time, "params": params, "compile": compile_seconds}
+
+
+def ratio(speeds: dict[str, np.ndarray], a: str, b: str) -> str:
+    """Median (min - max) of the per-round ratio of two agents' steps/s."""
+    r = speeds[a] / speeds[b]
+    return f"{np.median(r):.2f}x ({r.min():.2f} - {r.max():.2f})"
 
 
 def main() -> None:
@@ -101,8 +118,12 @@ def main() -> None:
         "Command: `python benchmarks/ppo_throughput.py "
         + f"--threads {' '.join(map(str, args.threads))} --rounds {args.rounds} --steps {args.steps}`",
         "",
-        "| setting | threads | env | ElmurPPO steps/s | RecurrentPPO steps/s | PPO-MLP steps/s | Elmur / LSTM (median, range) "
-        "| Elmur / MLP | rollout share | parameters (Elmur / LSTM) |",
+        "Steps/s: ElmurPPO eager / ElmurPPO with `compile_backbone=True` / RecurrentPPO / PPO-MLP (medians). "
+        "Ratios: per round, median (min - max). Rollout share: the compiled agent's time in collect_rollouts. "
+        "Compile: extra seconds of the compiled agent's warm-up (cold or warm cache, as it happened).",
+        "",
+        "| setting | threads | env | steps/s (eager / compiled / LSTM / MLP) | eager / LSTM | compiled / LSTM "
+        "| compiled / MLP | rollout share | compile s | parameters (Elmur / LSTM) |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for setting in args.settings:
@@ -111,13 +132,14 @@ def main() -> None:
             for env_id in args.envs:
                 result = measure(setting, env_id, args)
                 speeds = {algo: np.array(v) for algo, v in result["speeds"].items()}
-                vs_lstm, vs_mlp = speeds["elmur"] / speeds["lstm"], speeds["elmur"] / speeds["mlp"]
                 params = result["params"]
-                medians = " | ".join(f"{np.median(speeds[algo]):.0f}" for algo in AGENTS)
+                medians = " / ".join(f"{np.median(speeds[algo]):.0f}" for algo in AGENTS)
+
                 lines.append(
-                    f"| {setting} | {threads} | {env_id} | {medians} "
-                    f"| {np.median(vs_lstm):.2f}x ({vs_lstm.min():.2f} - {vs_lstm.max():.2f}) | {np.median(vs_mlp):.2f} "
-                    f"| {result['rollout_share']:.0%} | {params['elmur']:,} / {params['lstm']:,} |"
+                    f"| {setting} | {threads} | {env_id} | {medians} | {ratio(speeds, 'elmur', 'lstm')} "
+                    f"| {ratio(speeds, 'compiled', 'lstm')} "
+                    f"| {np.median(speeds['compiled'] / speeds['mlp']):.2f} | {result['rollout_share']:.0%} "
+                    f"| {result['compile']:.0f} | {params['elmur']:,} / {params['lstm']:,} |"
                 )
                 print(lines[-1], flush=True)
     table = "\n".join(lines) + "\n"

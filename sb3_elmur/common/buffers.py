@@ -78,7 +78,7 @@ class SegmentContext:
             target[rows, position] = value
 
         map_obs(store, self.observations, obs)
-        start = th.as_tensor(position == 0, device=states.step.device)
+        start = th.as_tensor(position == 0, device=states.memory.vectors.device)
         self.memory = states.memory if self.memory is None else states.memory.select(start, self.memory)
 
 

@@ -391,7 +391,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             raise ValueError("state was produced by another model: pass state=None to start fresh with this model")
         check_state_values(dict(zip(STATE_FIELDS, (np.asarray(a) for a in state), strict=True)), self.segment_len)
         tensors = [
-            th.tensor(np.asarray(array), device=self.device, dtype=reference.dtype)  # a copy: acting updates it in place
+            th.tensor(np.asarray(array), device=reference.device, dtype=reference.dtype)  # a copy: acting updates it in place
             for array, reference in zip(state[:-1], self.backbone.initial_state(n_envs).tensors(), strict=True)
         ]
         return StreamState.from_tensors(tuple(tensors))
@@ -447,7 +447,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         if episode_start.shape != (n_envs,):
             raise ValueError(f"episode_start must have one entry per env ({n_envs}), got shape {episode_start.shape}")
         with th.no_grad():
-            starts = th.as_tensor(episode_start.astype(bool), device=self.device)
+            starts = th.as_tensor(episode_start.astype(bool))  # on the CPU, with the step counters
             distribution, state = self.get_distribution(obs_tensor, state, starts)
             actions = distribution.get_actions(deterministic=deterministic)
         actions = actions.cpu().numpy().reshape((-1, *self.action_space.shape))  # type: ignore[misc]
@@ -466,7 +466,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         occupied = memory.timestamps >= 0
         stats = {"slot_occupancy": occupied.float().mean().item()}
         if occupied.any():
-            now = (states.step - 1).view(-1, 1, 1).expand_as(memory.timestamps)
+            now = (states.step - 1).to(memory.timestamps.device).view(-1, 1, 1).expand_as(memory.timestamps)
             stats["mean_slot_age"] = (now - memory.timestamps)[occupied].float().mean().item()
             stats["mean_slot_norm"] = memory.vectors[:, 0].norm(dim=-1)[occupied].mean().item()
         return stats

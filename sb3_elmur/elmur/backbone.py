@@ -23,7 +23,8 @@ class StreamState:
     Its size does not depend on how long the episodes have run.
 
     :param memory: Committed memory of every layer (see :class:`MemoryState`).
-    :param step: ``[batch]`` int64, absolute index (inside the episode) of the next step.
+    :param step: ``[batch]`` int64, absolute index (inside the episode) of the next step. It lives on the CPU
+        whatever the device of the rest: the per-step decisions (reset, commit) then never wait for a GPU.
     :param keys: ``[batch, n_towers, n_layers, K, d_model]`` self-attention keys of the current segment.
     :param values: ``[batch, n_towers, n_layers, K, d_model]`` self-attention values of the current segment.
     :param outputs: ``[batch, n_towers, n_layers, K, d_model]`` each layer's final token states of the
@@ -172,7 +173,7 @@ class ElmurBackbone(nn.Module):
         cache = th.zeros(shape, device=param.device, dtype=param.dtype)
         return StreamState(
             memory=self.initial_memory(batch_size),
-            step=th.zeros(batch_size, dtype=th.long, device=param.device),
+            step=th.zeros(batch_size, dtype=th.long),
             keys=cache,
             values=cache.clone(),
             outputs=cache.clone(),
@@ -186,11 +187,12 @@ class ElmurBackbone(nn.Module):
         :param memory: Committed memory.
         :param step: ``[batch]`` int64 absolute index of the next step; must be a multiple of K.
         """
+        step = step.cpu()
         if (step % self.config.segment_len != 0).any():
             raise ValueError(f"step must be a segment start (a multiple of K={self.config.segment_len}), got {step.tolist()}")
         state = self.initial_state(memory.batch_size)
         state.memory = MemoryState(memory.vectors.clone(), memory.timestamps.clone())
-        state.step = step.to(state.step.device, th.long).clone()
+        state.step = step.to(th.long).clone()
         return state
 
     @staticmethod
@@ -199,12 +201,12 @@ class ElmurBackbone(nn.Module):
         Start new episodes for the flagged rows; the other rows are untouched.
 
         :param state: Streaming state.
-        :param mask: ``[batch]`` bool.
+        :param mask: ``[batch]`` bool (best on the CPU: a mask on a GPU costs a synchronisation here).
         """
-        rows = mask.view(-1, 1, 1, 1, 1)
+        rows = mask.to(state.keys.device).view(-1, 1, 1, 1, 1)
         return StreamState(
-            memory=state.memory.reset(mask),
-            step=state.step.masked_fill(mask, 0),
+            memory=state.memory.reset(rows.view(-1)),
+            step=state.step.masked_fill(mask.cpu(), 0),
             keys=state.keys.masked_fill(rows, 0.0),
             values=state.values.masked_fill(rows, 0.0),
             outputs=state.outputs.masked_fill(rows, 0.0),
@@ -429,7 +431,7 @@ class ElmurBackbone(nn.Module):
         _, _, captured = self._block(hidden, vectors, plan, 0, self._block_biases(plan), commit=False)
         keep = (steps >= 0)[:, None, None, :, None]  # [batch, 1, 1, K, 1]
         cache = [th.stack([layer[i] for layer in captured], dim=2).transpose(0, 1).masked_fill(~keep, 0.0) for i in range(3)]
-        return StreamState(MemoryState(memory.vectors, memory.timestamps), segment_start + length, *cache)
+        return StreamState(MemoryState(memory.vectors, memory.timestamps), (segment_start + length).cpu(), *cache)
 
     # ------------------------------------------------------------------ streaming path (acting)
     def step(
@@ -451,7 +453,8 @@ class ElmurBackbone(nn.Module):
         :param features: ``[batch, in_features]`` input of the current step (all towers), or ``[G, batch, in_features]``.
         :param state: State from :meth:`initial_state` or a previous call. Its caches are updated in
             place; use :meth:`StreamState.clone` to keep an old state.
-        :param episode_start: ``[batch]`` bool; True starts a new episode for that row before the step.
+        :param episode_start: ``[batch]`` bool; True starts a new episode for that row before the step (best on
+            the CPU, like the step counters: then no step waits for the GPU).
         :return: Token states ``[G, batch, d_model]`` of this step and the new state.
         """
         c = self.config
@@ -460,11 +463,12 @@ class ElmurBackbone(nn.Module):
             raise ValueError(f"features hold {features.shape[-2]} rows but the state holds {state.batch_size}")
         if episode_start is not None:
             episode_start = episode_start.to(th.bool).view(-1)
-            if episode_start.any():
+            if episode_start.cpu().any():
                 state = self.reset_state(state, episode_start)
         rows = th.arange(state.batch_size, device=features.device)
-        step, memory = state.step, state.memory
-        position = step % c.segment_len
+        memory, device = state.memory, features.device
+        host_position = state.step % c.segment_len
+        step, position = state.step.to(device, non_blocking=True), host_position.to(device, non_blocking=True)
         occupied = memory.timestamps >= 0  # [batch, L, M]
         any_slot = occupied.any(-1).to(features.dtype)[..., None, None]
         bucket = distance_buckets(step.unsqueeze(1), memory.timestamps, self._boundaries)  # [batch, L, 1, M]
@@ -484,14 +488,15 @@ class ElmurBackbone(nn.Module):
             state.outputs[rows, :, index, position] = h[:, :, 0].transpose(0, 1)
         out = self.final_norm(h[:, :, 0])
 
-        complete = position == c.segment_len - 1
-        if complete.any():
+        host_complete = host_position == c.segment_len - 1
+        if host_complete.any():
+            complete = host_complete.to(device, non_blocking=True)
             # Every row goes through the memory track; the plan commits only the rows whose segment is complete.
             token_time = (step - position).unsqueeze(1) + self._positions
             lru = lru_plan(memory.timestamps, step, c.lru_lambda, c.use_lru, complete & c.use_write)
             plan = SegmentPlan(
                 steps=token_time.unsqueeze(0),
-                reset=th.zeros(1, state.batch_size, dtype=th.bool, device=step.device),
+                reset=th.zeros(1, state.batch_size, dtype=th.bool, device=device),
                 occupied=occupied.unsqueeze(0),
                 any_slot=any_slot.unsqueeze(0),
                 bucket=distance_buckets(token_time, memory.timestamps, self._boundaries).unsqueeze(0),
@@ -502,6 +507,6 @@ class ElmurBackbone(nn.Module):
             ]
             outputs = [state.outputs[:, :, index].transpose(0, 1) for index in range(c.n_layers)]
             vectors = self._commit([memory.layer(i) for i in range(c.n_layers)], plan, 0, outputs, write_bias)
-            state = StreamState(self._memory_state(vectors, lru.timestamps), step, state.keys, state.values, state.outputs)
-        state.step = step + 1
+            state = StreamState(self._memory_state(vectors, lru.timestamps), state.step, state.keys, state.values, state.outputs)
+        state.step = state.step + 1
         return out, state

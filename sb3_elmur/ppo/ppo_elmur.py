@@ -222,14 +222,16 @@ class ElmurPPO(PPO):
         callback.on_rollout_start()
         check_finite_transition(self._last_obs, np.zeros(env.num_envs), [], self.num_timesteps)  # e.g. from reset()
         states = self._start_rollout(self._last_episode_starts)
-        no_starts = th.zeros(env.num_envs, dtype=th.bool, device=self.device)
+        # Episode starts and step counters stay on the CPU: no step of the rollout waits for a GPU except to
+        # read the actions.
+        no_starts = th.zeros(env.num_envs, dtype=th.bool)
 
         while n_steps < n_rollout_steps:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 self.policy.reset_noise(env.num_envs)
-            starts = th.as_tensor(self._last_episode_starts, dtype=th.bool, device=self.device)
+            starts = th.as_tensor(self._last_episode_starts, dtype=th.bool)
             states = self.policy.reset_states(states, starts)
-            timesteps = states.step.cpu().numpy()
+            timesteps = states.step.numpy().copy()
             self._segment_context.observe(self._last_obs, timesteps, states)  # type: ignore[arg-type]
             memory = states.memory
             with th.no_grad():
@@ -275,7 +277,7 @@ class ElmurPPO(PPO):
             values = self.policy.predict_values(
                 obs_as_tensor(new_obs, self.device),  # type: ignore[arg-type]
                 states,
-                th.as_tensor(dones, dtype=th.bool, device=self.device),
+                th.as_tensor(dones, dtype=th.bool),
             )
         rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
         for key, value in self.policy.memory_statistics(states).items():
