@@ -507,6 +507,7 @@ class ElmurBackbone(nn.Module):
             ]
             outputs = [state.outputs[:, :, index].transpose(0, 1) for index in range(c.n_layers)]
             vectors = self._commit([memory.layer(i) for i in range(c.n_layers)], plan, 0, outputs, write_bias)
-            state = StreamState(self._memory_state(vectors, lru.timestamps), state.step, state.keys, state.values, state.outputs)
+            memory = self._memory_state(vectors, lru.timestamps)
+            state = StreamState(memory, state.step, state.keys, state.values, state.outputs)
         state.step = state.step + 1
         return out, state
