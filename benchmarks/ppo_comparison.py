@@ -206,9 +206,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 continue
             finals = [r["final"] for r in runs]
             speed = np.mean([r["steps_per_s"] for r in runs])
+            vs_lstm = f"{speed / lstm_speed:.2f}x" if rows["lstm"] else "-"
             lines.append(
                 f"| {env_id} | {runs[0]['timesteps']:,} | {names[algo]} | {runs[0]['params']:,} | {len(runs)} "
-                f"| {np.mean(finals):.3f} ± {np.std(finals):.3f} | {speed:.0f} | {speed / lstm_speed:.2f}x |"
+                f"| {np.mean(finals):.3f} ± {np.std(finals):.3f} | {speed:.0f} | {vs_lstm} |"
             )
     return "\n".join(lines) + "\n"
 

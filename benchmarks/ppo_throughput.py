@@ -33,6 +33,7 @@ from ppo_comparison import ENVS, agent, make_env
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 
+import sb3_elmur.ppo.ppo_elmur as ppo_elmur
 from sb3_elmur import ElmurPPO
 
 AGENTS = ("elmur", "compiled", "lstm", "mlp")
@@ -69,8 +70,25 @@ def timed_rollouts(model: Any) -> list[float]:
     return total
 
 
+def timed_checks() -> tuple[list[float], Any]:
+    """Time ElmurPPO's finite-value checks of env outputs (added up into the returned list); also returns the
+    unwrapped check, to restore."""
+    total = [0.0]
+    check = ppo_elmur.check_finite_transition
+
+    def wrapper(*a: Any, **k: Any) -> None:
+        start = time.perf_counter()
+        try:
+            check(*a, **k)
+        finally:
+            total[0] += time.perf_counter() - start
+
+    ppo_elmur.check_finite_transition = wrapper  # type: ignore[assignment]
+    return total, check
+
+
 def measure(setting: str, env_id: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Steps/s of each agent per round, and ElmurPPO's rollout share."""
+    """Steps/s of each agent per round, and the compiled ElmurPPO's rollout share and check share."""
     models = make_agents(setting, env_id, args)
     warm_up = {}
     for algo, model in models.items():  # warm-up: first rollouts and updates (allocations, lazy init, compilation)
@@ -78,19 +96,30 @@ def measure(setting: str, env_id: str, args: argparse.Namespace) -> dict[str, An
         model.learn(2 * args.n_envs * model.n_steps, reset_num_timesteps=False)
         warm_up[algo] = time.perf_counter() - start
     rollout_time = timed_rollouts(models["compiled"])
+    check_time, unwrapped_check = timed_checks()
     speeds: dict[str, list[float]] = {algo: [] for algo in models}
-    elmur_time = 0.0
+    elmur_time, check_total = 0.0, 0.0
     for round_index in range(args.rounds):
         order = list(models)[round_index % len(models) :] + list(models)[: round_index % len(models)]
         for algo in order:
+            before = check_time[0]
             start = time.perf_counter()
             models[algo].learn(args.steps, reset_num_timesteps=False)
             elapsed = time.perf_counter() - start
             speeds[algo].append(args.steps / elapsed)
-            elmur_time += elapsed if algo == "compiled" else 0.0
+            if algo == "compiled":
+                elmur_time += elapsed
+                check_total += check_time[0] - before
     params = {algo: sum(p.numel() for p in model.policy.parameters()) for algo, model in models.items()}
     compile_seconds = warm_up["compiled"] - warm_up["elmur"]
-    return {"speeds": speeds, "rollout_share": rollout_time[0] / elmur_time, "params": params, "compile": compile_seconds}
+    ppo_elmur.check_finite_transition = unwrapped_check
+    return {
+        "speeds": speeds,
+        "rollout_share": rollout_time[0] / elmur_time,
+        "check_share": check_total / elmur_time,
+        "params": params,
+        "compile": compile_seconds,
+    }
 
 
 def ratio(speeds: dict[str, np.ndarray], a: str, b: str) -> str:
@@ -115,16 +144,17 @@ def main() -> None:
         f"Machine: {platform.machine()}, torch {th.__version__}, {args.n_envs} envs, {args.rounds} rounds of "
         f"{args.steps:,} steps per agent (agents alternating in one process). Ratios are per round, same round.",
         "",
-        "Command: `python benchmarks/ppo_throughput.py "
-        + f"--threads {' '.join(map(str, args.threads))} --rounds {args.rounds} --steps {args.steps}`",
+        f"Command: `python benchmarks/ppo_throughput.py --envs {' '.join(args.envs)} --settings {' '.join(args.settings)} "
+        f"--threads {' '.join(map(str, args.threads))} --rounds {args.rounds} --steps {args.steps}`",
         "",
         "Steps/s: ElmurPPO eager / ElmurPPO with `compile_backbone=True` / RecurrentPPO / PPO-MLP (medians). "
         "Ratios: per round, median (min - max). Rollout share: the compiled agent's time in collect_rollouts. "
-        "Compile: extra seconds of the compiled agent's warm-up (cold or warm cache, as it happened).",
+        "Compile: extra seconds of the compiled agent's warm-up (cold or warm cache, as it happened). "
+        "Checks: share of the compiled agent's learn() time spent checking env outputs for NaN / infinities.",
         "",
         "| setting | threads | env | steps/s (eager / compiled / LSTM / MLP) | eager / LSTM | compiled / LSTM "
-        "| compiled / MLP | rollout share | compile s | parameters (Elmur / LSTM) |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| compiled / MLP | rollout share | checks | compile s | parameters (Elmur / LSTM) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for setting in args.settings:
         for threads in args.threads:
@@ -139,6 +169,7 @@ def main() -> None:
                     f"| {setting} | {threads} | {env_id} | {medians} | {ratio(speeds, 'elmur', 'lstm')} "
                     f"| {ratio(speeds, 'compiled', 'lstm')} "
                     f"| {np.median(speeds['compiled'] / speeds['mlp']):.2f} | {result['rollout_share']:.0%} "
+                    f"| {result['check_share']:.2%} "
                     f"| {result['compile']:.0f} | {params['elmur']:,} / {params['lstm']:,} |"
                 )
                 print(lines[-1], flush=True)

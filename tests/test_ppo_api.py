@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch as th
-from envs import RecallEnv
+from envs import RandomLengthEnv, RecallEnv
 from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -161,3 +161,16 @@ def test_predict_stream_equals_predict():
     assert all(np.allclose(x, y.numpy()) for x, y in zip(state_np[:-1], state_th.tensors(), strict=True))
     with pytest.raises(ValueError, match="holds 2 env"):
         model.policy.predict_stream(np.zeros((3, 2), dtype=np.float32), state_th)
+
+
+def test_adam_is_fused_unless_the_user_chose_an_implementation():
+    env = make_vec_env(RandomLengthEnv, n_envs=2, seed=0)
+    elmur = {"d_model": 8, "n_layers": 1, "n_heads": 2, "segment_len": 4, "n_slots": 2}
+    default = ElmurPPO("MlpElmurPolicy", env, n_steps=8, policy_kwargs={"elmur_kwargs": elmur})
+    assert default.policy.optimizer.defaults["fused"] is True
+    assert default.policy.optimizer.defaults["eps"] == 1e-5, "SB3's Adam settings are kept"
+    chosen = ElmurPPO(
+        "MlpElmurPolicy", env, n_steps=8, policy_kwargs={"elmur_kwargs": elmur, "optimizer_kwargs": {"foreach": True}}
+    )
+    assert chosen.policy.optimizer.defaults["foreach"] is True and not chosen.policy.optimizer.defaults["fused"]
+    assert "fused" not in chosen.policy.optimizer_kwargs, "the saved settings stay the user's"

@@ -45,3 +45,15 @@ def test_position_bias_is_causal_and_relative():
     assert out[3, 1] == 2.0 and out[2, 0] == 2.0 and out[1, 1] == 0.0
     upper = th.ones(4, 4, dtype=th.bool).triu(1)
     assert (out[upper] < -1e30).all() and (out[~upper] > -1e30).all()
+
+
+def test_position_bias_cache_follows_parameter_updates():
+    """Without gradients the causal bias is cached; an in-place update of the table (an optimizer step) renews it."""
+    bias = SegmentPositionBias(n_towers=1, n_heads=1, segment_len=3)
+    with th.no_grad():
+        first = bias()
+        assert bias() is first, "cached while the table is unchanged"
+        bias.table.weight.add_(1.0)
+        second = bias()
+    assert second is not first and second[0, 1, 0, 0] == first[0, 1, 0, 0] + 1.0
+    assert bias().requires_grad, "with gradients on, the bias is computed (and differentiable)"

@@ -78,8 +78,11 @@ class SegmentContext:
             target[rows, position] = value
 
         map_obs(store, self.observations, obs)
-        start = th.as_tensor(position == 0, device=states.memory.vectors.device)
-        self.memory = states.memory if self.memory is None else states.memory.select(start, self.memory)
+        start = position == 0
+        if self.memory is None or start.all():
+            self.memory = states.memory
+        elif start.any():
+            self.memory = states.memory.select(th.as_tensor(start, device=states.memory.vectors.device), self.memory)
 
 
 class ElmurRolloutBufferMixin:

@@ -103,6 +103,7 @@ class SegmentPositionBias(nn.Module):
         relative = positions.unsqueeze(-1) - positions
         self.register_buffer("relative", relative.clamp(min=0), persistent=False)
         self.register_buffer("future", relative < 0, persistent=False)
+        self._cache: tuple | None = None  # (parameter storage and version, bias) while gradients are off
 
     def forward(self) -> th.Tensor:
         """
@@ -110,5 +111,12 @@ class SegmentPositionBias(nn.Module):
             get a large negative value. Keys of a segment that lie after the query are the only ones that can
             be padding (valid steps form a prefix of each segment), so this is also the padding mask.
         """
+        if not th.is_grad_enabled():  # acting: the table only changes between updates
+            weight = self.table.weight
+            key = (weight.data_ptr(), weight.device, weight._version, self.table.active_towers)
+            if self._cache is not None and self._cache[0] == key:
+                return self._cache[1]
         bias = self.table(self.relative)
-        return bias.masked_fill(self.future.unsqueeze(-1), th.finfo(bias.dtype).min)
+        bias = bias.masked_fill(self.future.unsqueeze(-1), th.finfo(bias.dtype).min)
+        self._cache = None if th.is_grad_enabled() else (key, bias)
+        return bias

@@ -48,7 +48,11 @@ class TowerLinear(TowerModule):
 
     def forward(self, x: th.Tensor) -> th.Tensor:
         """:param x: ``[G, ..., in_features]``, one slice per tower. :return: ``[G, ..., out_features]``."""
-        out = th.baddbmm(self.towers(self.bias), x.reshape(x.shape[0], -1, self.in_features), self.towers(self.weight))
+        weight, bias = self.towers(self.weight), self.towers(self.bias)
+        if weight.shape[0] == 1:  # one tower: a plain matmul (fewer ops than a batch of one)
+            out = th.addmm(bias[0], x.reshape(-1, self.in_features), weight[0])
+        else:
+            out = th.baddbmm(bias, x.reshape(x.shape[0], -1, self.in_features), weight)
         return out.view(*x.shape[:-1], self.out_features)
 
     def shared(self, x: th.Tensor) -> th.Tensor:
@@ -75,9 +79,12 @@ class TowerLayerNorm(TowerModule):
 
     def forward(self, x: th.Tensor) -> th.Tensor:
         """:param x: ``[G, ..., width]``."""
+        weight, bias = self.towers(self.weight), self.towers(self.bias)
+        if weight.shape[0] == 1:  # one tower: the fused affine layer norm
+            return F.layer_norm(x, (self.width,), weight[0, 0], bias[0, 0], self.eps)
         flat = x.reshape(x.shape[0], -1, self.width)
         normed = F.layer_norm(flat, (self.width,), eps=self.eps)
-        return th.addcmul(self.towers(self.bias), normed, self.towers(self.weight)).view(x.shape)
+        return th.addcmul(bias, normed, weight).view(x.shape)
 
 
 class TowerTable(TowerModule):
