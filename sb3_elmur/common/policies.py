@@ -103,7 +103,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
     :param compile_backbone: Train through ``torch.compile`` of the backbone's parallel path (acting stays
         eager). About 2.4x faster PPO updates on a CPU at RL sizes; the first compilation of a model shape
         takes 1-2 minutes on a 2-core CPU, later runs reuse torch's on-disk cache (a few seconds). Worth it
-        for long runs or repeated runs of one configuration; see docs/ppo.md.
+        for long runs or repeated runs of one configuration (ElmurBC trains through it too); see docs/ppo.md.
     """
 
     def __init__(

@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch as th
 from torch import nn
@@ -301,19 +302,12 @@ class ElmurBackbone(nn.Module):
         return self_bias, read_bias, write_bias
 
     # ------------------------------------------------------------------ parallel path (training)
-    def forward(
-        self,
-        features: th.Tensor,
-        timesteps: th.Tensor,
-        memory: MemoryState | None = None,
-        memory_bptt: int | None = -1,
-        check_layout: bool = True,
-    ) -> tuple[th.Tensor, MemoryState]:
+    def forward(self, *args: Any, **kwargs: Any) -> tuple[th.Tensor, MemoryState | None]:
         """
-        Run whole segments in parallel (see :meth:`forward_towers`); a single-tower backbone returns
-        ``[batch, n_blocks * K, d_model]``.
+        Run whole segments in parallel: :meth:`forward_towers` with the same arguments; a single-tower
+        backbone returns ``[batch, n_blocks * K, d_model]``.
         """
-        out, memory = self.forward_towers(features, timesteps, memory, memory_bptt, check_layout)
+        out, memory = self.forward_towers(*args, **kwargs)
         return self._squeeze(out), memory
 
     def forward_towers(
