@@ -18,6 +18,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from sb3_elmur.common.checks import check_state_values
 from sb3_elmur.common.type_aliases import SegmentBatch, TensorObs
 from sb3_elmur.elmur import ElmurBackbone, ElmurConfig, MemoryState, StreamState
 
@@ -379,20 +380,21 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
                 f"state must be the tuple of {len(STATE_FIELDS)} arrays {STATE_FIELDS} returned by predict() "
                 f"(or None for fresh envs), got {type(state).__name__}"
             )
-        expected = self.state_to_numpy(self.backbone.initial_state(n_envs))
-        for name, array, reference in zip(STATE_FIELDS, state, expected, strict=True):
-            array = np.asarray(array)
-            if array.shape != reference.shape:
+        reference = self.backbone.initial_state(n_envs).tensors()  # shapes, dtypes and devices of a valid state
+        arrays = [np.asarray(array) for array in state]
+        for index, (name, array) in enumerate(zip(STATE_FIELDS, arrays, strict=True)):
+            expected = reference[index].shape if index < len(reference) else (n_envs,)
+            if array.shape != tuple(expected):
                 raise ValueError(
-                    f"state[{STATE_FIELDS.index(name)}] ({name}) has shape {array.shape}, expected {reference.shape} for "
+                    f"state[{index}] ({name}) has shape {array.shape}, expected {tuple(expected)} for "
                     f"{n_envs} env(s): the state must come from predict() of this model with the same number of envs"
                 )
-        if not np.all(np.asarray(state[-1]) == int(self.state_signature)):
+        if not np.all(arrays[-1] == int(self.state_signature)):
             raise ValueError("state was produced by another model: pass state=None to start fresh with this model")
-        check_state_values(dict(zip(STATE_FIELDS, (np.asarray(a) for a in state), strict=True)), self.segment_len)
+        check_state_values(dict(zip(STATE_FIELDS, arrays, strict=True)), self.segment_len)
         tensors = [
-            th.tensor(np.asarray(array), device=reference.device, dtype=reference.dtype)  # a copy: acting updates it in place
-            for array, reference in zip(state[:-1], self.backbone.initial_state(n_envs).tensors(), strict=True)
+            th.tensor(array, device=like.device, dtype=like.dtype)  # a copy: acting updates it in place
+            for array, like in zip(arrays[:-1], reference, strict=True)
         ]
         return StreamState.from_tensors(tuple(tensors))
 
@@ -470,30 +472,6 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             stats["mean_slot_age"] = (now - memory.timestamps)[occupied].float().mean().item()
             stats["mean_slot_norm"] = memory.vectors[:, 0].norm(dim=-1)[occupied].mean().item()
         return stats
-
-
-def check_state_values(fields: dict[str, np.ndarray], segment_len: int) -> None:
-    """
-    Refuse a corrupted or tampered acting state (what :meth:`ElmurActorCriticPolicy.predict` returned, edited):
-    non-finite memory or caches, negative step counters, or slot timestamps that no run of the model can produce
-    (a slot is written at the last step of a segment, before the current step).
-
-    :param fields: The state's arrays by name (see ``STATE_FIELDS``).
-    :param segment_len: K.
-    """
-    for name in ("memory_vectors", "keys", "values", "outputs"):
-        if not np.isfinite(fields[name]).all():
-            raise ValueError(f"state field {name} contains NaN or infinite values: pass state=None to start fresh")
-    step, timestamps = fields["step"], fields["memory_timestamps"]
-    if (step < 0).any():
-        raise ValueError(f"state field step holds negative step counters {step[step < 0].tolist()}")
-    now = step.reshape(-1, *([1] * (timestamps.ndim - 1)))
-    written = timestamps >= 0
-    if (timestamps < -1).any() or (written & ((timestamps >= now) | (timestamps % segment_len != segment_len - 1))).any():
-        raise ValueError(
-            "state field memory_timestamps holds timestamps no run can produce (a slot is -1 or the last step of an "
-            "earlier segment): the state was altered; pass state=None to start fresh"
-        )
 
 
 def _n_observations(policy: ElmurActorCriticPolicy, observation: np.ndarray | dict[str, np.ndarray]) -> int:

@@ -230,7 +230,7 @@ class ElmurBackbone(nn.Module):
                 expected += f" or, per tower, [{towers}, {names}, {self.in_features}]"
             raise ValueError(f"features must have shape {expected}, got {tuple(features.shape)}")
         if tuple(features.shape[-n:-1]) != leading:
-            raise ValueError(f"features hold [{names}] = {list(features.shape[-n:-1])}, expected {list(leading)}")
+            raise ValueError(f"features hold [{names}] = {list(features.shape[-n:-1])} rows, expected {list(leading)}")
 
     def _squeeze(self, out: th.Tensor) -> th.Tensor:
         return out[0] if self.n_towers == 1 else out
@@ -452,9 +452,7 @@ class ElmurBackbone(nn.Module):
         :return: Token states ``[G, batch, d_model]`` of this step and the new state.
         """
         c = self.config
-        self._check_features(features, (features.shape[-2],), "batch")
-        if features.shape[-2] != state.batch_size:
-            raise ValueError(f"features hold {features.shape[-2]} rows but the state holds {state.batch_size}")
+        self._check_features(features, (state.batch_size,), "batch")
         if episode_start is not None:
             episode_start = episode_start.to(th.bool).view(-1)
             if episode_start.cpu().any():
@@ -484,24 +482,20 @@ class ElmurBackbone(nn.Module):
 
         host_complete = host_position == c.segment_len - 1
         if host_complete.any():
-            complete = host_complete.to(device, non_blocking=True)
-            # Every row goes through the memory track; the plan commits only the rows whose segment is complete.
+            # Every row goes through the memory track; the plan commits only the rows whose segment is complete
+            # (the others get a padded last position).
             token_time = (step - position).unsqueeze(1) + self._positions
-            lru = lru_plan(memory.timestamps, step, c.lru_lambda, c.use_lru, complete & c.use_write)
-            plan = SegmentPlan(
-                steps=token_time.unsqueeze(0),
-                reset=th.zeros(1, state.batch_size, dtype=th.bool, device=device),
-                occupied=occupied.unsqueeze(0),
-                any_slot=any_slot.unsqueeze(0),
-                bucket=distance_buckets(token_time, memory.timestamps, self._boundaries).unsqueeze(0),
-                lru=LruPlan(*(t.unsqueeze(0) for t in (lru.keep, lru.take, lru.timestamps))),
+            incomplete = (~host_complete).to(device, non_blocking=True)
+            plan = self.plan(
+                token_time.masked_fill(incomplete.unsqueeze(1) & (self._positions == c.segment_len - 1), -1), memory.timestamps
             )
             write_bias = [
-                layer.write.bias(plan.bucket[:, :, index]) if layer.write is not None else None for layer in self.layers
+                layer.write.bias(plan.bucket[:, :, index], plan.valid) if layer.write is not None else None
+                for index, layer in enumerate(self.layers)
             ]
             outputs = [state.outputs[:, :, index].transpose(0, 1) for index in range(c.n_layers)]
             vectors = self._commit([memory.layer(i) for i in range(c.n_layers)], plan, 0, outputs, write_bias)
-            memory = self._memory_state(vectors, lru.timestamps)
+            memory = self._memory_state(vectors, plan.lru.timestamps[0])
             state = StreamState(memory, state.step, state.keys, state.values, state.outputs)
         state.step = state.step + 1
         return out, state

@@ -220,7 +220,7 @@ class ElmurPPO(PPO):
         if self.use_sde:
             self.policy.reset_noise(env.num_envs)
         callback.on_rollout_start()
-        check_finite_transition(self._last_obs, np.zeros(env.num_envs), [], self.num_timesteps)  # e.g. from reset()
+        check_finite_transition(self._last_obs, None, [], self.num_timesteps)  # e.g. those of reset()
         states = self._start_rollout(self._last_episode_starts)
         # Episode starts and step counters stay on the CPU: no step of the rollout waits for a GPU except to
         # read the actions.
