@@ -3,7 +3,7 @@
 import gymnasium as gym
 
 from sb3_elmur.envs.masked_velocity import MaskVelocityWrapper, make_cartpole_no_velocity
-from sb3_elmur.envs.popgym import make_popgym
+from sb3_elmur.envs.popgym import POPGYM_IDS, make_popgym, make_popgym_env
 from sb3_elmur.envs.tmaze import TMazeEnv, TMazeOracle, TMazeVecEnv, evaluate_tmaze, tmaze_oracle, tmaze_step
 from sb3_elmur.envs.tmaze_parallel import ParallelEvaluation, evaluate_tmaze_parallel
 
@@ -23,7 +23,9 @@ __all__ = [
     "evaluate_tmaze",
     "evaluate_tmaze_parallel",
     "make_cartpole_no_velocity",
+    "POPGYM_IDS",
     "make_popgym",
+    "make_popgym_env",
     "tmaze_oracle",
     "tmaze_step",
 ]
