@@ -2,19 +2,21 @@
 
 import gymnasium as gym
 
-from sb3_elmur.envs.masked_velocity import MaskVelocityWrapper, make_cartpole_no_velocity
+from sb3_elmur.envs.masked_velocity import NO_VELOCITY_IDS, MaskVelocityWrapper, make_cartpole_no_velocity, make_no_velocity
 from sb3_elmur.envs.popgym import POPGYM_IDS, make_popgym, make_popgym_env
 from sb3_elmur.envs.tmaze import TMazeEnv, TMazeOracle, TMazeVecEnv, evaluate_tmaze, tmaze_oracle, tmaze_step
 from sb3_elmur.envs.tmaze_parallel import ParallelEvaluation, evaluate_tmaze_parallel
 
-if "CartPoleNoVel-v1" not in gym.registry:
-    gym.register("CartPoleNoVel-v1", entry_point="sb3_elmur.envs.masked_velocity:make_cartpole_no_velocity")
+for _no_vel_id, _full_id in NO_VELOCITY_IDS.items():
+    if _no_vel_id not in gym.registry:
+        gym.register(_no_vel_id, entry_point="sb3_elmur.envs.masked_velocity:make_no_velocity", kwargs={"env_id": _full_id})
 if "TMaze-v0" not in gym.registry:
     gym.register(
         "TMaze-v0", entry_point="sb3_elmur.envs.tmaze:TMazeEnv", max_episode_steps=None, kwargs={"corridor_length": 10}
     )
 
 __all__ = [
+    "NO_VELOCITY_IDS",
     "MaskVelocityWrapper",
     "ParallelEvaluation",
     "TMazeEnv",
@@ -23,6 +25,7 @@ __all__ = [
     "evaluate_tmaze",
     "evaluate_tmaze_parallel",
     "make_cartpole_no_velocity",
+    "make_no_velocity",
     "POPGYM_IDS",
     "make_popgym",
     "make_popgym_env",

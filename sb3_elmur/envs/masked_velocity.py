@@ -7,7 +7,20 @@ import numpy as np
 from gymnasium import spaces
 
 #: Observation indices that hold positions (kept) for the supported environments.
-POSITION_INDICES = {"CartPole-v1": [0, 2], "CartPole-v0": [0, 2], "Pendulum-v1": [0, 1], "MountainCar-v0": [0]}
+POSITION_INDICES = {
+    "CartPole-v1": [0, 2],
+    "CartPole-v0": [0, 2],
+    "Pendulum-v1": [0, 1],
+    "MountainCar-v0": [0],
+    "MountainCarContinuous-v0": [0],
+}
+#: The ``<Name>NoVel-v<version>`` ids of rl_zoo3 (its ppo_lstm.yml recipes) that importing sb3_elmur.envs registers.
+NO_VELOCITY_IDS = {
+    "CartPoleNoVel-v1": "CartPole-v1",
+    "PendulumNoVel-v1": "Pendulum-v1",
+    "MountainCarNoVel-v0": "MountainCar-v0",
+    "MountainCarContinuousNoVel-v0": "MountainCarContinuous-v0",
+}
 
 
 class MaskVelocityWrapper(gym.ObservationWrapper):
@@ -33,6 +46,17 @@ class MaskVelocityWrapper(gym.ObservationWrapper):
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return observation[self.keep]
+
+
+def make_no_velocity(env_id: str, **kwargs: Any) -> gym.Env:
+    """
+    ``env_id`` observing only its positions. rl_zoo3's NoVel envs zero the velocity entries instead of
+    dropping them: the same information, with fewer inputs here.
+
+    :param env_id: A gymnasium id in :data:`POSITION_INDICES`.
+    :param kwargs: Keyword arguments of ``gymnasium.make``.
+    """
+    return MaskVelocityWrapper(gym.make(env_id, **kwargs))
 
 
 def make_cartpole_no_velocity(**kwargs: Any) -> gym.Env:
