@@ -244,17 +244,26 @@ class ElmurRolloutBufferMixin:
         return self._samples["mask"].shape[0] - 1
 
     def samples_per_batch(self, batch_size: int | None) -> int:
-        """Samples per minibatch for a ``batch_size`` counted in steps (at least one sample)."""
-        steps_per_sample = self.segments_per_sample * self.segment_len
-        return max(1, (batch_size or self.buffer_size * self.n_envs) // steps_per_sample)
+        """
+        Samples per minibatch for a ``batch_size`` counted in steps: an epoch makes as many gradient steps as PPO's
+        (``ceil(n_steps * n_envs / batch_size)``) over the rollout's nominal sample count
+        (``n_envs * ceil(ceil(n_steps / K) / S)``). It depends on the settings only, so that minibatch shapes stay
+        the same from rollout to rollout (a compiled backbone is not recompiled); a rollout with more samples
+        (episode ends and segment prefixes add some) gets an extra minibatch.
+
+        :param batch_size: Minibatch size in steps (``None``: the whole rollout).
+        """
+        total = self.buffer_size * self.n_envs
+        n_minibatches = -(-total // (batch_size or total))
+        nominal = self.n_envs * -(-(-(-self.buffer_size // self.segment_len)) // self.segments_per_sample)
+        return max(1, -(-nominal // n_minibatches))
 
     def get(self, batch_size: int | None = None) -> Generator[ElmurRolloutBufferSamples, None, None]:  # type: ignore[override]
         """
         Shuffled minibatches of whole samples; every minibatch has the same number of samples
         (the last one is completed with all-padding samples that carry no loss).
 
-        :param batch_size: Minibatch size in steps (SB3 convention); each minibatch holds
-            ``max(1, batch_size // (S * K))`` samples.
+        :param batch_size: Minibatch size in steps (SB3 convention); see :meth:`samples_per_batch`.
         """
         assert self.full, "the rollout buffer is not full"
         if self._samples is None:

@@ -40,7 +40,8 @@ class ElmurPPO(PPO):
     :param env: The environment to learn from (if registered in Gym, can be str).
     :param learning_rate: Learning rate, or a function of the remaining progress (1 to 0).
     :param n_steps: Steps per env per rollout.
-    :param batch_size: Minibatch size in steps; a minibatch holds ``max(1, batch_size // (S * K))`` samples.
+    :param batch_size: Minibatch size in steps: an epoch makes as many gradient steps as PPO's
+        (``ceil(n_steps * n_envs / batch_size)``), each on whole samples of S segments.
     :param n_epochs: Epochs over the rollout per update.
     :param gamma: Discount factor.
     :param gae_lambda: GAE lambda.
