@@ -14,8 +14,8 @@ from stable_baselines3.common.env_util import make_vec_env
 
 pytest.importorskip("popgym")
 
-from sb3_elmur import ElmurPPO  # noqa: E402
-from sb3_elmur.envs.popgym import (  # noqa: E402
+from sb3_elmur import ElmurPPO
+from sb3_elmur.envs.popgym import (
     LEAKING_INFO_KEYS,
     POPGYM_IDS,
     PUZZLE_FAMILIES,

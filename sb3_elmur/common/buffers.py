@@ -9,6 +9,7 @@ a run of S consecutive segments of one env laid out in blocks of K steps, with a
 training forward is the backbone's parallel path, with no Python loop over time steps.
 """
 
+import math
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -254,9 +255,9 @@ class ElmurRolloutBufferMixin:
         :param batch_size: Minibatch size in steps (``None``: the whole rollout).
         """
         total = self.buffer_size * self.n_envs
-        n_minibatches = -(-total // (batch_size or total))
-        nominal = self.n_envs * -(-(-(-self.buffer_size // self.segment_len)) // self.segments_per_sample)
-        return max(1, -(-nominal // n_minibatches))
+        n_minibatches = math.ceil(total / (batch_size or total))
+        nominal = self.n_envs * math.ceil(math.ceil(self.buffer_size / self.segment_len) / self.segments_per_sample)
+        return max(1, math.ceil(nominal / n_minibatches))
 
     def get(self, batch_size: int | None = None) -> Generator[ElmurRolloutBufferSamples, None, None]:  # type: ignore[override]
         """

@@ -17,6 +17,7 @@ if "TMaze-v0" not in gym.registry:
 
 __all__ = [
     "NO_VELOCITY_IDS",
+    "POPGYM_IDS",
     "MaskVelocityWrapper",
     "ParallelEvaluation",
     "TMazeEnv",
@@ -26,7 +27,6 @@ __all__ = [
     "evaluate_tmaze_parallel",
     "make_cartpole_no_velocity",
     "make_no_velocity",
-    "POPGYM_IDS",
     "make_popgym",
     "make_popgym_env",
     "tmaze_oracle",

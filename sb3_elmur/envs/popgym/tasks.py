@@ -54,7 +54,8 @@ def check_task(env_id: str) -> None:
     if env_id in POPGYM_IDS:
         return
     close = difflib.get_close_matches(env_id, POPGYM_IDS, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; known ids: popgym-<{'|'.join(FAMILIES)}><Easy|Medium|Hard>-v0"
+    known = f"popgym-<{'|'.join(FAMILIES)}><Easy|Medium|Hard>-v0"
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known ids: {known}"
     raise ValueError(f"Unknown POPGym task {env_id!r}{hint}")
 
 
