@@ -38,6 +38,12 @@ def to_minari(
     """
     minari = _minari()
     from minari.data_collector import EpisodeBuffer
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    try:
+        parse_dataset_id(dataset_id)  # before anything is written
+    except ValueError as error:
+        raise DatasetError(f"malformed Minari dataset id {dataset_id!r}: the form is [namespace/]name-v<version>") from error
 
     if dataset.final_observations is None:
         raise DatasetError(

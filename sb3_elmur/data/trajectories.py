@@ -18,6 +18,32 @@ class DatasetError(ValueError):
     """A dataset is malformed; the message says exactly what is wrong."""
 
 
+def outside_space(space: spaces.Space, values: np.ndarray) -> np.ndarray:
+    """
+    Indices of the rows of ``values`` (one element of ``space`` per row) that ``space`` does not contain; vectorized
+    for Discrete, MultiDiscrete, MultiBinary and Box, row by row for other spaces.
+
+    :param space: The space.
+    :param values: ``[n, *space.shape]`` (``[n]`` or ``[n, 1]`` for Discrete).
+    """
+    n = values.shape[0]
+    flat = values.reshape(n, -1)
+    integral = np.issubdtype(flat.dtype, np.integer) or bool(np.all(flat == np.round(flat)))
+    if isinstance(space, spaces.Discrete):
+        ok = (flat[:, 0] >= space.start) & (flat[:, 0] < space.start + space.n) & integral
+    elif isinstance(space, spaces.MultiDiscrete):
+        start = np.asarray(space.start).reshape(-1)
+        ok = ((flat >= start) & (flat < start + np.asarray(space.nvec).reshape(-1))).all(axis=1) & integral
+    elif isinstance(space, spaces.MultiBinary):
+        ok = ((flat == 0) | (flat == 1)).all(axis=1)
+    elif isinstance(space, spaces.Box):
+        box = flat.astype(space.dtype) if np.issubdtype(space.dtype, np.floating) else flat
+        ok = ((box >= space.low.reshape(-1)) & (box <= space.high.reshape(-1))).all(axis=1)
+    else:
+        ok = np.array([space.contains(values[i].astype(space.dtype)) for i in range(n)], dtype=bool)
+    return np.flatnonzero(~ok)
+
+
 @dataclass
 class TrajectoryDataset:
     """
@@ -111,12 +137,18 @@ class TrajectoryDataset:
                 got = arrays[key].shape[1:] or (1,)
                 if tuple(got) != tuple(shape):
                     raise DatasetError(f"observations{'/' + key if key else ''} have shape {got}, the space has {shape}")
+                outside = outside_space(space, arrays[key])
+                if outside.size:
+                    raise DatasetError(
+                        f"{outside.size} observations{'/' + key if key else ''} lie outside the observation space {space} "
+                        f"(first at step {outside[0]})"
+                    )
         if action_space is not None:
             actions = self.actions.reshape(total, *(action_space.shape or ()))
-            outside = [i for i in range(total) if not action_space.contains(actions[i].astype(action_space.dtype))]
-            if outside:
+            outside = outside_space(action_space, actions)
+            if outside.size:
                 raise DatasetError(
-                    f"{len(outside)} actions lie outside the action space {action_space} (first at step {outside[0]})"
+                    f"{outside.size} actions lie outside the action space {action_space} (first at step {outside[0]})"
                 )
 
     def episode(self, index: int) -> dict[str, Any]:
