@@ -128,6 +128,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "1layer": {"n_layers": 1},
     "d32": {"d_model": 32},
     "small": {"d_model": 32, "n_layers": 1},
+    "small-lambda0.5": {"d_model": 32, "n_layers": 1, "lru_lambda": 0.5},
+    "small-lambda1": {"d_model": 32, "n_layers": 1, "lru_lambda": 1.0},
 }
 
 
@@ -234,13 +236,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--output", default="docs/results/ppo_recipes", help="prefix of the .md output and the runs folder")
+    parser.add_argument("--no-baseline", action="store_true", help="run only the ElmurPPO variants (RecurrentPPO's runs elsewhere)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table from the saved runs")
     args = parser.parse_args()
     command = "python benchmarks/ppo_recipes.py " + " ".join(sys.argv[1:])
     output = Path(args.output)
     runs_dir = output.parent / f"{output.name}_runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    algos = ["lstm"] + [f"elmur:{variant}" for variant in args.variants]
+    algos = [] if args.no_baseline else ["lstm"]
+    algos += [f"elmur:{variant}" for variant in args.variants]
     # Recipe by recipe, seed by seed, the agents of one seed one after the other (so that they meet similar load).
     keys = [(name, algo, seed) for name in args.recipes for seed in args.seeds for algo in algos]
     results = []
