@@ -147,3 +147,13 @@ def test_one_hot_observations_train_recurrent_ppo_and_ppo(env_id, previous_actio
             seed=0,
         )
         model.learn(16)
+
+
+def test_task_selection():
+    from sb3_elmur.envs.popgym.tasks import select_tasks
+
+    assert select_tasks(["all"]) == list(POPGYM_IDS)
+    assert len(select_tasks(["puzzle"])) == 33 and len(select_tasks(["reactive", "Easy"])) == 15 + 11
+    assert select_tasks(["MineSweeperHard", "MineSweeper"]) == [f"popgym-MineSweeper{d}-v0" for d in ("Easy", "Medium", "Hard")]
+    with pytest.raises(ValueError, match="did you mean MineSweeper"):
+        select_tasks(["MineSweper"])

@@ -16,7 +16,7 @@ from gymnasium import spaces
 from sb3_elmur.data import DatasetError, TrajectoryDataset
 from sb3_elmur.envs.popgym.adapter import make_popgym_env
 from sb3_elmur.envs.popgym.experts import make_expert
-from sb3_elmur.envs.popgym.tasks import check_task, parse_task
+from sb3_elmur.envs.popgym.tasks import check_task, parse_task, select_tasks
 
 #: Episode ``i`` of a collection with seed ``s`` resets its env with seed ``FIRST_SEED + s * SEEDS_PER_COLLECTION + i``
 #: (and seeds the expert with it): datasets never contain the evaluation seeds 0..99.
@@ -289,3 +289,32 @@ def collect_popgym_datasets(
     if progress is not None:
         progress.close()
     return summaries
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m sb3_elmur.envs.popgym.datasets --tasks all --out data/popgym``: collect the expert datasets."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Collect the POPGym expert datasets (resumable per task).")
+    parser.add_argument("--tasks", nargs="+", default=["all"], help="all, puzzle, reactive, Easy, a family, or ids")
+    parser.add_argument("--out", default="data/popgym", help="folder of the .npz files")
+    parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="episodes per task")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--no-minari", action="store_true", help="write only the .npz files")
+    parser.add_argument("--namespace", default="popgym", help="Minari namespace")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    summaries = collect_popgym_datasets(
+        select_tasks(args.tasks), args.out, args.episodes, args.seed, args.workers, not args.no_minari, args.namespace
+    )
+    for summary in sorted(summaries, key=lambda s: s["env_id"]):
+        print(
+            f"{summary['env_id']}: {summary['episodes']} episodes, {summary['steps']:,} steps, "
+            f"mean return {summary['mean_return']:.3f}, {summary['seconds']:.1f} s"
+        )
+    print(f"{len(summaries)} tasks collected in {time.perf_counter() - start:.0f} s (wall)")
+
+
+if __name__ == "__main__":
+    main()

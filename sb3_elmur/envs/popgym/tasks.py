@@ -66,3 +66,40 @@ def category(env_id: str) -> str:
     """
     family, _ = parse_task(env_id)
     return "puzzle" if family in PUZZLE_FAMILIES else "reactive"
+
+
+def select_tasks(selection: list[str] | tuple[str, ...]) -> list[str]:
+    """
+    The POPGym ids a selection names, family by family without repeats. Each item is ``"all"``, ``"puzzle"``,
+    ``"reactive"``, a difficulty (``"Easy"``), a family (``"MineSweeper"``), a family with a difficulty
+    (``"MineSweeperEasy"``) or a full id.
+
+    :param selection: The items.
+    :raises ValueError: For an item that names nothing, listing the close matches.
+    """
+    chosen: set[str] = set()
+    for item in selection:
+        if item == "all":
+            chosen.update(POPGYM_IDS)
+        elif item in ("puzzle", "reactive"):
+            chosen.update(env_id for env_id in POPGYM_IDS if category(env_id) == item)
+        elif item in DIFFICULTIES:
+            chosen.update(env_id for env_id in POPGYM_IDS if parse_task(env_id)[1] == item)
+        elif item in FAMILIES:
+            chosen.update(env_id for env_id in POPGYM_IDS if parse_task(env_id)[0] == item)
+        elif f"popgym-{item}-v0" in POPGYM_IDS:
+            chosen.add(f"popgym-{item}-v0")
+        else:
+            names = [
+                "all",
+                "puzzle",
+                "reactive",
+                *DIFFICULTIES,
+                *FAMILIES,
+                *(i[len("popgym-") : -len("-v0")] for i in POPGYM_IDS),
+            ]
+            close = difflib.get_close_matches(item, [*names, *POPGYM_IDS], n=3, cutoff=0.5)
+            if item.startswith("popgym-") or not close:
+                check_task(item)  # raises with the close ids
+            raise ValueError(f"Unknown POPGym task selection {item!r}; did you mean {', '.join(close)}?")
+    return [env_id for env_id in POPGYM_IDS if env_id in chosen]
