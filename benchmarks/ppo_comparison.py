@@ -111,7 +111,7 @@ def make_env(env_id: str, n_envs: int, seed: int) -> VecNormalize:
 class PeriodicEvaluation(BaseCallback):
     """Evaluates the model (deterministic, ``n_episodes`` on ``eval_env``) at the end of the first rollout
     past every multiple of ``eval_freq`` steps and at the end of training; records the curve and the time
-    spent evaluating (to be subtracted from the training time).
+    spent evaluating, wall and CPU (to be subtracted from the training time).
 
     :param eval_env: Evaluation envs; their normalization statistics are synced from the training envs.
     :param eval_freq: Evaluate every this many environment steps.
@@ -123,13 +123,15 @@ class PeriodicEvaluation(BaseCallback):
         self.eval_env, self.eval_freq, self.n_episodes = eval_env, eval_freq, n_episodes
         self.curve: list[tuple[int, float]] = []
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
 
     def _evaluate(self) -> None:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         sync_envs_normalization(self.training_env, self.eval_env)
         mean, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_episodes, deterministic=True)
         self.curve.append((self.num_timesteps, float(mean)))
         self.seconds += time.perf_counter() - start
+        self.cpu_seconds += time.process_time() - cpu_start
 
     def _on_step(self) -> bool:
         return True

@@ -16,6 +16,7 @@ caused by other jobs on a shared machine), and the ElmurPPO / RecurrentPPO ratio
 """
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -33,6 +34,7 @@ from torch import nn
 
 import sb3_elmur.envs  # noqa: F401  (registers the NoVel ids)
 from sb3_elmur import ElmurPPO
+from sb3_elmur.elmur import ElmurConfig
 
 
 def linear(start: float) -> LinearSchedule:
@@ -130,7 +132,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "small": {"d_model": 32, "n_layers": 1},
     "small-lambda0.5": {"d_model": 32, "n_layers": 1, "lru_lambda": 0.5},
     "small-lambda1": {"d_model": 32, "n_layers": 1, "lru_lambda": 1.0},
+    "small-ortho": {"d_model": 32, "n_layers": 1, "ortho_init": True},
+    "ortho": {"ortho_init": True},
 }
+ELMUR_FIELDS = {field.name for field in dataclasses.fields(ElmurConfig)}
 
 
 def make_env(env_id: str, n_envs: int, seed: int, training: bool = True) -> VecNormalize:
@@ -147,8 +152,10 @@ def model(algo: str, recipe: dict[str, Any], env: VecNormalize, seed: int) -> An
     if algo == "lstm":
         policy_kwargs = {**recipe["policy"], **recipe["lstm"]}
         return RecurrentPPO("MlpLstmPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **recipe["ppo"])
-    variant = algo.split(":", 1)[1]
-    policy_kwargs = {**recipe["policy"], "elmur_kwargs": VARIANTS[variant]} if VARIANTS[variant] else recipe["policy"]
+    variant = dict(VARIANTS[algo.split(":", 1)[1]])
+    # A variant's entries that are not ElmurConfig fields are policy settings (under the recipe's own).
+    policy = {key: variant.pop(key) for key in list(variant) if key not in ELMUR_FIELDS}
+    policy_kwargs = {**policy, **recipe["policy"], **({"elmur_kwargs": variant} if variant else {})}
     return ElmurPPO("MlpElmurPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **recipe["ppo"])
 
 
@@ -236,7 +243,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--output", default="docs/results/ppo_recipes", help="prefix of the .md output and the runs folder")
-    parser.add_argument("--no-baseline", action="store_true", help="run only the ElmurPPO variants (RecurrentPPO's runs elsewhere)")
+    parser.add_argument("--no-baseline", action="store_true", help="only the ElmurPPO variants")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table from the saved runs")
     args = parser.parse_args()
     command = "python benchmarks/ppo_recipes.py " + " ".join(sys.argv[1:])
