@@ -5,8 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from sb3_elmur.envs.popgym.experts.base import HistoryExpert
-from sb3_elmur.envs.popgym.experts.cards import env_attributes
+from sb3_elmur.envs.popgym.experts.base import HistoryExpert, task_settings
 
 
 class BernoulliArms:
@@ -128,7 +127,7 @@ class MultiarmedBanditExpert(HistoryExpert):
 
     def __init__(self, env_id: str, seed: int = 0) -> None:
         super().__init__(env_id, seed)
-        (self.num_arms,) = env_attributes(env_id, "num_bandits")
+        (self.num_arms,) = task_settings(env_id, "num_bandits")
 
     def reset(self, observation: Any) -> None:
         self.arms = BernoulliArms(self.num_arms)

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from sb3_elmur.envs.popgym.experts.base import HistoryExpert
-from sb3_elmur.envs.popgym.experts.boards import best_cell, cell_action, cell_index, public_settings
+from sb3_elmur.envs.popgym.experts.base import HistoryExpert, task_settings
+from sb3_elmur.envs.popgym.experts.boards import best_cell, cell_action, cell_index
 
 
 def placement_matrix(board_size: int, ship_size: int) -> np.ndarray:
@@ -67,7 +67,7 @@ class BattleshipExpert(HistoryExpert):
 
     def __init__(self, env_id: str, seed: int = 0, base: float = 10.0) -> None:
         super().__init__(env_id, seed)
-        self.board_size, ship_sizes = public_settings(env_id, "board_size", "ship_sizes")
+        self.board_size, ship_sizes = task_settings(env_id, "board_size", "ship_sizes")
         self.base = base
         self.placements, self.covering, self.prior = fleet_placements(self.board_size, tuple(ship_sizes))
         self.reset(0)

@@ -1,43 +1,12 @@
 """
 Helpers shared by the experts of the POPGym board games (Battleship, MineSweeper, Concentration, Labyrinth*): the
-task's public settings, the cells of a rectangular board, and the choice of the best cell with deterministic ties.
+cells of a rectangular board and the choice of the best cell with deterministic ties.
 """
 
 from functools import cache
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-
-
-@cache
-def public_settings(env_id: str, *names: str) -> tuple[Any, ...]:
-    """
-    Public settings of a POPGym task (board size, number of mines, maze size, ...), read once per id from a throwaway
-    instance of its raw env, which is closed and dropped before returning: callers keep plain values (lists become
-    tuples), never a reference to the env.
-
-    :param env_id: The POPGym id.
-    :param names: Dotted attribute paths of the raw (unwrapped) env, e.g. ``"deck.num_cards"``.
-    :return: The attribute values, in the order of ``names``.
-    """
-    import popgym  # noqa: F401  (registers the ids)
-
-    env = gym.make(env_id)
-    try:
-        values = []
-        for name in names:
-            value: Any = env.unwrapped
-            for part in name.split("."):
-                value = getattr(value, part)
-            if isinstance(value, np.generic):
-                value = value.item()
-            elif isinstance(value, (list, np.ndarray)):
-                value = tuple(np.asarray(value).tolist())
-            values.append(value)
-        return tuple(values)
-    finally:
-        env.close()
 
 
 def cell_action(index: int, width: int) -> np.ndarray:

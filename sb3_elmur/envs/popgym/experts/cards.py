@@ -10,34 +10,9 @@ from abc import abstractmethod
 from collections import deque
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
-from sb3_elmur.envs.popgym.experts.base import HistoryExpert
-
-
-def env_attributes(env_id: str, *names: str) -> tuple[Any, ...]:
-    """
-    Public settings of a POPGym task (deck count, ``k``, number of arms, ...), read from a throwaway instance of its env,
-    which is closed and dropped before returning: the caller keeps plain values, never a reference to the env.
-
-    :param env_id: The POPGym id.
-    :param names: Dotted attribute paths of the raw (unwrapped) env, e.g. ``"deck.num_cards"``.
-    :return: The attribute values, in the order of ``names``.
-    """
-    import popgym  # noqa: F401  (registers the ids)
-
-    env = gym.make(env_id)
-    try:
-        values = []
-        for name in names:
-            value: Any = env.unwrapped
-            for part in name.split("."):
-                value = getattr(value, part)
-            values.append(value.item() if isinstance(value, np.generic) else value)
-        return tuple(values)
-    finally:
-        env.close()
+from sb3_elmur.envs.popgym.experts.base import HistoryExpert, task_settings
 
 
 class CardExpert(HistoryExpert):
@@ -143,7 +118,7 @@ class RepeatPreviousExpert(CardExpert):
 
     def __init__(self, env_id: str, seed: int = 0) -> None:
         super().__init__(env_id, seed)
-        (self.k,) = env_attributes(env_id, "k")
+        (self.k,) = task_settings(env_id, "k")
 
     def start(self) -> None:
         self.window: deque[int] = deque(maxlen=self.k)
@@ -194,7 +169,7 @@ class CountRecallExpert(CardCounter):
     """
 
     def __init__(self, env_id: str, seed: int = 0) -> None:
-        (num_values,) = env_attributes(env_id, "num_distinct_cards")
+        (num_values,) = task_settings(env_id, "num_distinct_cards")
         super().__init__(env_id, num_values, seed)
 
     def see(self, observation: Any) -> None:
@@ -221,7 +196,7 @@ class HigherLowerExpert(CardCounter):
     HIGHER, LOWER = 0, 1
 
     def __init__(self, env_id: str, seed: int = 0) -> None:
-        num_decks, num_ranks = env_attributes(env_id, "num_decks", "observation_space.n")
+        num_decks, num_ranks = task_settings(env_id, "num_decks", "observation_space.n")
         super().__init__(env_id, num_ranks, seed)
         self.per_rank = 4 * num_decks
 

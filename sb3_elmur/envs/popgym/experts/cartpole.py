@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from sb3_elmur.envs.popgym.experts.base import HistoryExpert
-from sb3_elmur.envs.popgym.experts.filters import ParticleFilterExpert, env_constants
+from sb3_elmur.envs.popgym.experts.base import HistoryExpert, task_settings
+from sb3_elmur.envs.popgym.experts.filters import ParticleFilterExpert
 
 #: Half-width of gymnasium's uniform reset distribution of each state component (``CartPoleEnv.reset``).
 RESET_BOUND = 0.05
@@ -61,7 +61,7 @@ class CartPoleModel:
         :param env_id: The POPGym id.
         """
         names = ("gravity", "masscart", "masspole", "length", "force_mag", "tau", "x_threshold", "theta_threshold_radians")
-        return cls(*env_constants(env_id, names))
+        return cls(*task_settings(env_id, *names))
 
     def force(self, action: int | np.ndarray) -> float:
         """
@@ -260,7 +260,7 @@ class NoisyPositionOnlyCartPoleExpert(ParticleFilterExpert):
         super().__init__(env_id, seed, n_particles=n_particles, jitter=jitter)
         self.model = cartpole_model(env_id)
         self.gain = gain
-        (self.sigma,) = env_constants(env_id, ("noise_sigma",))
+        self.sigma = float(np.asarray(task_settings(env_id, "noise_sigma")[0]).reshape(-1)[0])
         bounds = np.array([2 * self.model.x_threshold, 2 * self.model.theta_threshold], dtype=np.float32)
         self.low, self.high = -bounds.astype(np.float64), bounds.astype(np.float64)
 

@@ -4,8 +4,7 @@ from typing import Any
 
 import numpy as np
 
-from sb3_elmur.envs.popgym.experts.base import HistoryExpert
-from sb3_elmur.envs.popgym.experts.boards import public_settings
+from sb3_elmur.envs.popgym.experts.base import HistoryExpert, task_settings
 
 UNSEEN = -1
 
@@ -26,7 +25,7 @@ class ConcentrationExpert(HistoryExpert):
 
     def __init__(self, env_id: str, seed: int = 0) -> None:
         super().__init__(env_id, seed)
-        (self.num_cards,) = public_settings(env_id, "deck.num_cards")
+        (self.num_cards,) = task_settings(env_id, "deck.num_cards")
         self.reset(None)
 
     def reset(self, observation: Any) -> None:

@@ -9,36 +9,14 @@ jitters the copies (a regularised particle filter), and when its particles have 
 has lost track) it restarts from a broad proposal replayed over the last steps.
 """
 
-import functools
 import math
 from abc import abstractmethod
 from collections import deque
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from sb3_elmur.envs.popgym.experts.base import HistoryExpert
-
-
-@functools.cache
-def env_constants(env_id: str, names: tuple[str, ...]) -> tuple[Any, ...]:
-    """
-    Public constants of a POPGym task (masses, time step, noise sigma, episode length, ...), read once per process from a
-    throwaway instance of its raw env, closed and dropped before returning: callers keep plain values, never the env.
-
-    :param env_id: The POPGym id.
-    :param names: Attribute names of the unwrapped env.
-    :return: The values (numpy arrays reduced to their first element, numpy scalars to Python numbers).
-    """
-    import popgym  # noqa: F401  (registers the ids)
-
-    env = gym.make(env_id)
-    try:
-        values = [np.asarray(getattr(env.unwrapped, name)).reshape(-1)[0].item() for name in names]
-    finally:
-        env.close()
-    return tuple(values)
 
 
 def weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from sb3_elmur.envs.popgym.experts.base import HistoryExpert
-from sb3_elmur.envs.popgym.experts.boards import public_settings
+from sb3_elmur.envs.popgym.experts.base import HistoryExpert, task_settings
 
 UNKNOWN, FREE, WALL, START, GOAL = -1, 0, 1, 2, 3
 #: The displacement (row, column) of each action: LEFT, RIGHT, UP, DOWN.
@@ -123,7 +122,7 @@ class LabyrinthExpert(HistoryExpert):
 
     def __init__(self, env_id: str, seed: int = 0) -> None:
         super().__init__(env_id, seed)
-        ((rows, columns),) = public_settings(env_id, "maze_dims")  # in blocks: the grid is 2 * blocks + 1 wide
+        ((rows, columns),) = task_settings(env_id, "maze_dims")  # in blocks: the grid is 2 * blocks + 1 wide
         self.grid_size = 2 * max(rows, columns) + 1
 
     def reset(self, observation: Any) -> None:

@@ -5,14 +5,13 @@ from typing import Any
 
 import numpy as np
 
-from sb3_elmur.envs.popgym.experts.base import HistoryExpert
+from sb3_elmur.envs.popgym.experts.base import HistoryExpert, task_settings
 from sb3_elmur.envs.popgym.experts.boards import (
     best_cell,
     cell_action,
     cell_index,
     neighbour_counts,
     neighbour_lists,
-    public_settings,
 )
 
 
@@ -72,7 +71,7 @@ class MineSweeperExpert(HistoryExpert):
 
     def __init__(self, env_id: str, seed: int = 0) -> None:
         super().__init__(env_id, seed)
-        (self.height, self.width), self.num_mines = public_settings(env_id, "dims", "num_mines")
+        (self.height, self.width), self.num_mines = task_settings(env_id, "dims", "num_mines")
         self.neighbours = neighbour_lists(self.height, self.width)
         self.tie_break = neighbour_counts(self.height, self.width)
         self.reset(0)

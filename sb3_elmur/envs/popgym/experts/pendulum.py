@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from sb3_elmur.envs.popgym.experts.base import HistoryExpert
-from sb3_elmur.envs.popgym.experts.filters import ParticleFilterExpert, env_constants, weighted_sum, wrap_angle
+from sb3_elmur.envs.popgym.experts.base import HistoryExpert, task_settings
+from sb3_elmur.envs.popgym.experts.filters import ParticleFilterExpert, weighted_sum, wrap_angle
 
 #: gymnasium's reset distribution: ``theta ~ U(-pi, pi)``, ``theta_dot ~ U(-1, 1)`` (``pendulum.DEFAULT_X``, ``DEFAULT_Y``).
 RESET_THETA, RESET_THETA_DOT = math.pi, 1.0
@@ -51,7 +51,7 @@ class PendulumModel:
 
         :param env_id: The POPGym id.
         """
-        return cls(*env_constants(env_id, ("g", "m", "l", "dt", "max_speed", "max_torque")))
+        return cls(*task_settings(env_id, *("g", "m", "l", "dt", "max_speed", "max_torque")))
 
     def step(
         self, theta: np.ndarray, theta_dot: np.ndarray, torque: Any, sin: np.ndarray | None = None
@@ -240,7 +240,7 @@ class NoisyPositionOnlyPendulumExpert(ParticleFilterExpert):
         super().__init__(env_id, seed, n_particles=n_particles, jitter=jitter, circular=(0,), oversample=20)
         self.model = pendulum_model(env_id)
         self.table = value_table(self.model)
-        (self.sigma,) = env_constants(env_id, ("noise_sigma",))
+        self.sigma = float(np.asarray(task_settings(env_id, "noise_sigma")[0]).reshape(-1)[0])
         self.low, self.high = np.full(2, -1.0), np.full(2, 1.0)
 
     def prior(self, rng: np.random.Generator, n: int) -> np.ndarray:
