@@ -134,6 +134,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "small-lambda1": {"d_model": 32, "n_layers": 1, "lru_lambda": 1.0},
     "small-ortho": {"d_model": 32, "n_layers": 1, "ortho_init": True},
     "ortho": {"ortho_init": True},
+    "small-k32": {"d_model": 32, "n_layers": 1, "segment_len": 32},
 }
 ELMUR_FIELDS = {field.name for field in dataclasses.fields(ElmurConfig)}
 
