@@ -8,8 +8,9 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from test_data import CueOracle
 
-from sb3_elmur import ElmurPPO
-from sb3_elmur.bc import ElmurBC, warmup_cosine
+from sb3_elmur import ElmurBC, ElmurPPO
+from sb3_elmur.bc import ElmurBC as BCFromItsModule
+from sb3_elmur.bc import warmup_cosine
 from sb3_elmur.data import collect_trajectories
 
 ELMUR = {"d_model": 32, "n_layers": 1, "n_heads": 4, "segment_len": 4, "n_slots": 3}
@@ -65,3 +66,7 @@ def test_warmup_then_cosine():
     factor = warmup_cosine(10, 110)
     assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
     assert factor(60) == pytest.approx(0.5) and factor(110) == pytest.approx(0.0)
+
+
+def test_elmur_bc_is_exported_at_the_top_level():
+    assert ElmurBC is BCFromItsModule
