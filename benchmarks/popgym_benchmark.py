@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
+from sb3_elmur.common.callbacks import EvaluateEvery
 from sb3_elmur.data import TrajectoryDataset
 from sb3_elmur.envs.popgym import DIFFICULTIES, FAMILIES, POPGYM_IDS, category, check_task, make_popgym_env, parse_task
 from sb3_elmur.envs.popgym.datasets import (
@@ -180,37 +180,24 @@ def evaluate(model: Any, venv: VecEnv, deterministic: bool, seed: int = 0) -> di
     }
 
 
-class LearningCurve(BaseCallback):
+class LearningCurve(EvaluateEvery):
     """
-    Greedy evaluation on ``venv`` at the end of the first rollout past every multiple of ``eval_freq`` steps and at
-    the end of training; the time spent is recorded so that it can be subtracted from the training time.
+    Greedy evaluation on ``venv`` every ``eval_freq`` steps (see :class:`~sb3_elmur.common.callbacks.EvaluateEvery`);
+    the time spent is recorded so that it can be subtracted from the training time.
 
     :param venv: Evaluation envs (seeds 0..n-1).
     :param eval_freq: Environment steps between evaluations.
     """
 
     def __init__(self, venv: VecEnv, eval_freq: int) -> None:
-        super().__init__()
-        self.venv, self.eval_freq = venv, eval_freq
-        self.curve: list[tuple[int, float]] = []
+        super().__init__(eval_freq)
+        self.venv = venv
         self.seconds = 0.0
 
-    def _evaluate(self) -> None:
+    def evaluate(self) -> float:
         outcome = evaluate(self.model, self.venv, deterministic=True)
-        self.curve.append((int(self.num_timesteps), outcome["mean"]))
         self.seconds += outcome["seconds"]
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        last = self.curve[-1][0] if self.curve else 0
-        if self.num_timesteps // self.eval_freq > last // self.eval_freq:
-            self._evaluate()
-
-    def _on_training_end(self) -> None:
-        if not self.curve or self.curve[-1][0] != self.num_timesteps:
-            self._evaluate()
+        return outcome["mean"]
 
 
 # ---------------------------------------------------------------------------------------------------- datasets

@@ -28,7 +28,6 @@ from gymnasium import spaces
 from gymnasium.wrappers import FlattenObservation
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.utils import LinearSchedule
@@ -36,6 +35,7 @@ from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalizati
 
 import sb3_elmur.envs  # noqa: F401  (registers CartPoleNoVel-v1)
 from sb3_elmur import ElmurPPO
+from sb3_elmur.common.callbacks import EvaluateEvery
 from sb3_elmur.envs import make_popgym
 
 ENVS = [
@@ -108,10 +108,10 @@ def make_env(env_id: str, n_envs: int, seed: int) -> VecNormalize:
     return VecNormalize(env, norm_obs=isinstance(env.observation_space, spaces.Box))
 
 
-class PeriodicEvaluation(BaseCallback):
-    """Evaluates the model (deterministic, ``n_episodes`` on ``eval_env``) at the end of the first rollout
-    past every multiple of ``eval_freq`` steps and at the end of training; records the curve and the time
-    spent evaluating, wall and CPU (to be subtracted from the training time).
+class PeriodicEvaluation(EvaluateEvery):
+    """Evaluates the model (deterministic, ``n_episodes`` on ``eval_env``) every ``eval_freq`` steps (see
+    :class:`~sb3_elmur.common.callbacks.EvaluateEvery`); records the curve and the time spent evaluating, wall and
+    CPU (to be subtracted from the training time).
 
     :param eval_env: Evaluation envs; their normalization statistics are synced from the training envs.
     :param eval_freq: Evaluate every this many environment steps.
@@ -119,31 +119,18 @@ class PeriodicEvaluation(BaseCallback):
     """
 
     def __init__(self, eval_env: VecNormalize, eval_freq: int, n_episodes: int) -> None:
-        super().__init__()
-        self.eval_env, self.eval_freq, self.n_episodes = eval_env, eval_freq, n_episodes
-        self.curve: list[tuple[int, float]] = []
+        super().__init__(eval_freq)
+        self.eval_env, self.n_episodes = eval_env, n_episodes
         self.seconds = 0.0
         self.cpu_seconds = 0.0
 
-    def _evaluate(self) -> None:
+    def evaluate(self) -> float:
         start, cpu_start = time.perf_counter(), time.process_time()
         sync_envs_normalization(self.training_env, self.eval_env)
         mean, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_episodes, deterministic=True)
-        self.curve.append((self.num_timesteps, float(mean)))
         self.seconds += time.perf_counter() - start
         self.cpu_seconds += time.process_time() - cpu_start
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        last = self.curve[-1][0] if self.curve else 0
-        if self.num_timesteps // self.eval_freq > last // self.eval_freq:
-            self._evaluate()
-
-    def _on_training_end(self) -> None:
-        if not self.curve or self.curve[-1][0] != self.num_timesteps:
-            self._evaluate()
+        return float(mean)
 
 
 def run(env_id: str, algo: str, seed: int, timesteps: int, args: argparse.Namespace) -> dict[str, Any]:
