@@ -154,6 +154,7 @@ def test_task_selection():
 
     assert select_tasks(["all"]) == list(POPGYM_IDS)
     assert len(select_tasks(["puzzle"])) == 33 and len(select_tasks(["reactive", "Easy"])) == 15 + 11
-    assert select_tasks(["MineSweeperHard", "MineSweeper"]) == [f"popgym-MineSweeper{d}-v0" for d in ("Easy", "Medium", "Hard")]
+    mines = [f"popgym-MineSweeper{difficulty}-v0" for difficulty in ("Easy", "Medium", "Hard")]
+    assert select_tasks(["MineSweeperHard", "MineSweeper"]) == mines
     with pytest.raises(ValueError, match="did you mean MineSweeper"):
         select_tasks(["MineSweper"])
