@@ -25,7 +25,6 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from gymnasium.wrappers import FlattenObservation
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
@@ -36,7 +35,7 @@ from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalizati
 import sb3_elmur.envs  # noqa: F401  (registers CartPoleNoVel-v1)
 from sb3_elmur import ElmurPPO
 from sb3_elmur.common.callbacks import EvaluateEvery
-from sb3_elmur.envs import make_popgym
+from sb3_elmur.envs import make_popgym_env
 
 ENVS = [
     "popgym-RepeatPreviousEasy-v0",
@@ -94,10 +93,9 @@ def agent(
 
 def make_popgym_one_hot(env_id: str) -> gym.Env:
     """POPGym env with MultiDiscrete observations one-hot encoded (what SB3's preprocessing feeds the
-    networks anyway): sb3-contrib's RecurrentPPO crashes on MultiDiscrete observations with torch >= 2.13
-    (``nn.LSTM`` rejects the numpy integer input size it computes)."""
-    env = make_popgym(env_id)
-    return FlattenObservation(env) if isinstance(env.observation_space, spaces.MultiDiscrete) else env
+    networks anyway): sb3-contrib's RecurrentPPO crashes on MultiDiscrete observations with torch >= 2.13."""
+    one_hot = isinstance(make_popgym_env(env_id).observation_space, spaces.MultiDiscrete)
+    return make_popgym_env(env_id, one_hot=one_hot)
 
 
 def make_env(env_id: str, n_envs: int, seed: int) -> VecNormalize:

@@ -40,8 +40,12 @@ class StripInfo(gym.Wrapper):
         return observation, reward, terminated, truncated, {}
 
 
-def _no_action_space(action_space: spaces.Space) -> tuple[spaces.Space, Any]:
-    """The space of "previous action" observations and its value before the first action."""
+def previous_action_space(action_space: spaces.Space) -> tuple[spaces.Space, Any]:
+    """
+    The space of "previous action" observations and its value before the first action (outside the action space).
+
+    :param action_space: A Discrete, MultiDiscrete or Box action space.
+    """
     if isinstance(action_space, spaces.Discrete):
         return spaces.Discrete(int(action_space.n) + 1), int(action_space.n)  # n = no action yet
     if isinstance(action_space, spaces.MultiDiscrete):
@@ -64,7 +68,7 @@ class PreviousActionReward(gym.Wrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        action_obs_space, self._no_action = _no_action_space(env.action_space)
+        action_obs_space, self._no_action = previous_action_space(env.action_space)
         self.observation_space = spaces.Dict(
             {
                 "observation": env.observation_space,

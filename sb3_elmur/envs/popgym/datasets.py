@@ -14,7 +14,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sb3_elmur.data import DatasetError, TrajectoryDataset
-from sb3_elmur.envs.popgym.adapter import make_popgym_env
+from sb3_elmur.envs.popgym.adapter import make_popgym_env, previous_action_space
 from sb3_elmur.envs.popgym.experts import make_expert
 from sb3_elmur.envs.popgym.tasks import check_task, parse_task, select_tasks
 
@@ -148,9 +148,7 @@ def with_previous_action(dataset: TrajectoryDataset, action_space: spaces.Space)
     :param dataset: A dataset collected with ``previous_action=False``.
     :param action_space: The task's action space.
     """
-    from sb3_elmur.envs.popgym.adapter import _no_action_space
-
-    _, no_action = _no_action_space(action_space)
+    _, no_action = previous_action_space(action_space)
     starts = np.zeros(dataset.n_steps, dtype=bool)
     starts[dataset.episode_starts] = True
     actions = dataset.actions.reshape(dataset.n_steps, *(action_space.shape or ()))
