@@ -27,9 +27,10 @@ import numpy as np
 import torch as th
 from ppo_comparison import PeriodicEvaluation
 from sb3_contrib import RecurrentPPO
+from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.utils import LinearSchedule
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 from torch import nn
 
 import sb3_elmur.envs  # noqa: F401  (registers the NoVel ids)
@@ -113,6 +114,26 @@ RECIPES: dict[str, dict[str, Any]] = {
         "policy": {"log_std_init": 0.0, "ortho_init": False, "net_arch": {"pi": [64], "vf": [64]}},
         "lstm": {"lstm_hidden_size": 32, "enable_critic_lstm": True},
     },
+    # Diagnosis (docs/ppo.md): cartpole-rppo with the velocities given back, or recoverable from two frames.
+    "cartpole-rppo-full": {
+        "source": "diagnosis: cartpole-rppo on CartPole-v1 (velocities observed)",
+        "env": "CartPole-v1",
+        "n_envs": 8,
+        "timesteps": 50_000,
+        "ppo": {"n_steps": 128, "batch_size": 256, "n_epochs": 10, "learning_rate": 7e-4, "gae_lambda": 0.98},
+        "policy": {},
+        "lstm": {},
+    },
+    "cartpole-rppo-stack2": {
+        "source": "diagnosis: cartpole-rppo on CartPoleNoVel-v1 with the last two frames stacked (VecFrameStack 2)",
+        "env": "CartPoleNoVel-v1",
+        "frame_stack": 2,
+        "n_envs": 8,
+        "timesteps": 50_000,
+        "ppo": {"n_steps": 128, "batch_size": 256, "n_epochs": 10, "learning_rate": 7e-4, "gae_lambda": 0.98},
+        "policy": {},
+        "lstm": {},
+    },
     "mountaincar-zoo": {
         "source": "rl_zoo3 ppo_lstm.yml MountainCarNoVel-v0",
         "env": "MountainCarNoVel-v0",
@@ -135,13 +156,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "small-ortho": {"d_model": 32, "n_layers": 1, "ortho_init": True},
     "ortho": {"ortho_init": True},
     "small-k32": {"d_model": 32, "n_layers": 1, "segment_len": 32},
+    "zero": {"zero_init_residual": True},
+    "small-zero": {"d_model": 32, "n_layers": 1, "zero_init_residual": True},
+    "small-zero-k32": {"d_model": 32, "n_layers": 1, "zero_init_residual": True, "segment_len": 32},
+    # Ablations for the diagnosis: self-attention without memory; memory with one-step segments; neither.
+    "small-no-memory": {"d_model": 32, "n_layers": 1, "use_read": False, "use_write": False},
+    "small-k1": {"d_model": 32, "n_layers": 1, "segment_len": 1},
+    "small-per-step": {"d_model": 32, "n_layers": 1, "segment_len": 1, "use_read": False, "use_write": False},
 }
 ELMUR_FIELDS = {field.name for field in dataclasses.fields(ElmurConfig)}
 
 
-def make_env(env_id: str, n_envs: int, seed: int, training: bool = True) -> VecNormalize:
+def make_env(env_id: str, n_envs: int, seed: int, training: bool = True, frame_stack: int = 1) -> VecNormalize:
     """The recipe's envs under VecNormalize (``normalize: True`` in every recipe); eval envs do not update it."""
-    env = VecNormalize(make_vec_env(env_id, n_envs=n_envs, seed=seed))
+    vec_env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    env = VecNormalize(VecFrameStack(vec_env, frame_stack) if frame_stack > 1 else vec_env)
     if not training:
         env.training, env.norm_reward = False, False
     return env
@@ -149,7 +178,9 @@ def make_env(env_id: str, n_envs: int, seed: int, training: bool = True) -> VecN
 
 def model(algo: str, recipe: dict[str, Any], env: VecNormalize, seed: int) -> Any:
     """RecurrentPPO with the recipe's LSTM settings (``lstm``), or ElmurPPO with an ElmurConfig variant
-    (``elmur:<variant>``) in their place; everything else identical."""
+    (``elmur:<variant>``) in their place; everything else identical. ``mlp``: PPO with an MLP policy (no memory)."""
+    if algo == "mlp":
+        return PPO("MlpPolicy", env, seed=seed, policy_kwargs=recipe["policy"], **recipe["ppo"])
     if algo == "lstm":
         policy_kwargs = {**recipe["policy"], **recipe["lstm"]}
         return RecurrentPPO("MlpLstmPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **recipe["ppo"])
@@ -165,8 +196,9 @@ def run(name: str, algo: str, seed: int, eval_episodes: int) -> dict[str, Any]:
     th.set_num_threads(1)
     th.manual_seed(seed)
     recipe = RECIPES[name]
-    env = make_env(recipe["env"], recipe["n_envs"], seed)
-    eval_env = make_env(recipe["env"], recipe["n_envs"], seed + 1000, training=False)
+    stack = recipe.get("frame_stack", 1)
+    env = make_env(recipe["env"], recipe["n_envs"], seed, frame_stack=stack)
+    eval_env = make_env(recipe["env"], recipe["n_envs"], seed + 1000, training=False, frame_stack=stack)
     agent = model(algo, recipe, env, seed)
     evaluation = PeriodicEvaluation(eval_env, recipe["timesteps"] // 10, eval_episodes)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -220,13 +252,13 @@ def report(results: list[dict[str, Any]], command: str) -> str:
         lstm = [r for r in runs if r["algo"] == "lstm"]
         lstm_wall = np.median([r["wall_s"] for r in lstm]) if lstm else float("nan")
         lstm_cpu = np.median([r["cpu_s"] for r in lstm]) if lstm else float("nan")
-        for algo in ["lstm", *sorted({r["algo"] for r in runs} - {"lstm"})]:
+        for algo in ["lstm", "mlp", *sorted({r["algo"] for r in runs} - {"lstm", "mlp"})]:
             mine = [r for r in runs if r["algo"] == algo]
             if not mine:
                 continue
             finals = [r["final"] for r in mine]
             wall, cpu = np.median([r["wall_s"] for r in mine]), np.median([r["cpu_s"] for r in mine])
-            agent = "RecurrentPPO" if algo == "lstm" else f"ElmurPPO ({algo.split(':', 1)[1]})"
+            agent = {"lstm": "RecurrentPPO", "mlp": "PPO (MLP, no memory)"}.get(algo) or f"ElmurPPO ({algo.split(':', 1)[1]})"
             lines.append(
                 f"| {name} | {mine[0]['timesteps']:,} | {agent} | {mine[0]['params']:,} | {len(mine)} "
                 f"| {np.median(finals):.1f} [{min(finals):.1f}, {max(finals):.1f}] | {wall:.0f} | {cpu:.0f} "
@@ -245,13 +277,14 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--output", default="docs/results/ppo_recipes", help="prefix of the .md output and the runs folder")
     parser.add_argument("--no-baseline", action="store_true", help="only the ElmurPPO variants")
+    parser.add_argument("--mlp", action="store_true", help="also PPO with an MLP policy (no memory)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table from the saved runs")
     args = parser.parse_args()
     command = "python benchmarks/ppo_recipes.py " + " ".join(sys.argv[1:])
     output = Path(args.output)
     runs_dir = output.parent / f"{output.name}_runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    algos = [] if args.no_baseline else ["lstm"]
+    algos = ([] if args.no_baseline else ["lstm"]) + (["mlp"] if args.mlp else [])
     algos += [f"elmur:{variant}" for variant in args.variants]
     # Recipe by recipe, seed by seed, the agents of one seed one after the other (so that they meet similar load).
     keys = [(name, algo, seed) for name in args.recipes for seed in args.seeds for algo in algos]

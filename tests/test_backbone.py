@@ -159,6 +159,32 @@ def test_ablation_switches(small_config):
     assert th.equal(a, b)
 
 
+@pytest.mark.parametrize("ffn", ["mlp", "moe"])
+def test_zero_init_residual_starts_as_a_per_step_network(small_config, ffn):
+    config = dataclasses.replace(small_config, zero_init_residual=True, ffn=ffn, n_experts=3)
+    net = make(config)
+    k = config.segment_len
+    features, times = th.randn(2, 3 * k, 6), th.arange(3 * k).expand(2, -1)
+    filled = MemoryState(th.randn(2, 1, 2, 2, 32), th.zeros(2, 2, 2, dtype=th.long))
+    with th.no_grad():
+        out, memory = net(features, times, memory=filled)
+        alone, _ = net(features[:, 4:5].expand(-1, k, -1).contiguous(), times[:, :k] + 4 * k)
+        expected = net.final_norm(net.input_proj(features.unsqueeze(0)))[0]
+    # Each step's output is a function of its own features only: no context, no memory, yet.
+    assert (out - expected).abs().max() < 1e-5
+    assert (out[:, 4] - alone[:, 0]).abs().max() < 1e-5
+    assert not (memory.timestamps == -1).all(), "the memory track still writes"
+    # The branches learn: their output projections get gradient.
+    out, _ = net.train()(features, times, memory=filled)
+    out.square().sum().backward()
+    layer = net.layers[0]
+    assert layer.self_attn.out_proj.weight.grad.abs().sum() > 0
+    assert layer.read.out_proj.weight.grad.abs().sum() > 0
+    assert all(p.grad.abs().sum() > 0 for p in layer.ffn.output_parameters())
+    # Off by default: the same seed gives non-zero branches.
+    assert make(small_config).layers[0].self_attn.out_proj.weight.abs().sum() > 0
+
+
 @pytest.mark.parametrize(
     "timesteps, message",
     [

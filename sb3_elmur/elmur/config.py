@@ -27,6 +27,10 @@ class ElmurConfig:
         segment end instead of one slot chosen by the LRU rule.
     :param norm_first: Pre-norm residual blocks (``x + f(norm(x))``, with a final norm) when True;
         the paper's post-norm (``norm(x + f(x))``) when False.
+    :param zero_init_residual: Start the token track's residual branches (self-attention, read and feed-forward
+        output projections) at zero, so that an untrained layer is the identity and the backbone starts as a
+        per-step network that learns when to use context (as SkipInit / ReZero). Off by default; see the PPO
+        recipe diagnosis in docs/ppo.md.
     :param dropout: Dropout in attention and feed-forward blocks (0 disables it; RL usually wants 0).
     :param ffn: ``"mlp"`` (GELU MLP) or ``"moe"`` (soft mixture of experts, see ``moe_top_k``).
     :param n_experts: Number of experts when ``ffn="moe"``.
@@ -54,6 +58,7 @@ class ElmurConfig:
     use_write: bool = True
     use_lru: bool = True
     norm_first: bool = True
+    zero_init_residual: bool = False
     dropout: float = 0.0
     ffn: Literal["mlp", "moe"] = "mlp"
     n_experts: int = 4

@@ -32,6 +32,10 @@ class MLPFeedForward(nn.Module):
             hidden = F.dropout(hidden, self.dropout, training=True)
         return self.fc_out(hidden)
 
+    def output_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the output projection (zeroed by ``ElmurConfig.zero_init_residual``)."""
+        return [self.fc_out.weight, self.fc_out.bias]
+
 
 class MoEFeedForward(TowerModule):
     """
@@ -74,6 +78,10 @@ class MoEFeedForward(TowerModule):
         hidden = self.dropout(F.gelu(hidden, approximate="tanh"))
         out = th.einsum("gnef,gefd->gned", hidden, self.towers(self.w_out)) + self.towers(self.b_out).unsqueeze(1)
         return th.einsum("gne,gned->gnd", gate, out).view(shape)
+
+    def output_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the experts' output projections (zeroed by ``ElmurConfig.zero_init_residual``)."""
+        return [self.w_out, self.b_out]
 
 
 def make_feedforward(config: ElmurConfig, n_towers: int) -> nn.Module:

@@ -76,6 +76,12 @@ class ElmurLayer(TowerModule):
         self.candidate_norm = tower_norm(g, d, config.norm_first)
         # Query of a slot that has never been written (learned, identical for every episode).
         self.slot_init = nn.Parameter(th.randn(g, 1, config.n_slots, d))
+        if config.zero_init_residual:
+            outputs = [*self.self_attn.out_proj.parameters(), *self.ffn.output_parameters()]
+            outputs += [*self.read.out_proj.parameters()] if self.read is not None else []
+            with th.no_grad():
+                for param in outputs:
+                    param.zero_()
 
     def token_track(
         self,
