@@ -159,6 +159,26 @@ def test_ablation_switches(small_config):
     assert th.equal(a, b)
 
 
+def test_branch_free_step_equals_the_step_and_leaves_its_input_alone(small_config):
+    """The export form of the acting step (masks instead of branches and in-place writes) computes the same."""
+    net = make(small_config)
+    k, batch = small_config.segment_len, 3
+    generator = th.Generator().manual_seed(2)
+    state, free = net.initial_state(batch), net.initial_state(batch)
+    with th.no_grad():
+        for t in range(4 * k + 2):
+            features = th.randn(batch, 6, generator=generator)
+            starts = th.tensor([t == 0, t in (0, k + 2), t in (0, 2 * k)])
+            given, copy = free, free.clone()
+            out, state = net.step(features, state, starts)
+            free_out, free = net.step(features, free, starts, branch_free=True)
+            assert all(th.equal(a, b) for a, b in zip(given.tensors(), copy.tensors(), strict=True)), "input modified"
+            assert (out - free_out).abs().max() < 1e-6
+            for a, b in zip(state.tensors(), free.tensors(), strict=True):
+                assert a.dtype == b.dtype and (a.double() - b.double()).abs().max() < 1e-6
+    assert (state.memory.timestamps >= 0).any()
+
+
 @pytest.mark.parametrize("ffn", ["mlp", "moe"])
 def test_zero_init_residual_starts_as_a_per_step_network(small_config, ffn):
     config = dataclasses.replace(small_config, zero_init_residual=True, ffn=ffn, n_experts=3)

@@ -1,6 +1,6 @@
 """The ELMUR backbone: a stack of layers with layer-local memory, run in parallel over segments or one step at a time."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -428,18 +428,45 @@ class ElmurBackbone(nn.Module):
         return StreamState(MemoryState(memory.vectors, memory.timestamps), (segment_start + length).cpu(), *cache)
 
     # ------------------------------------------------------------------ streaming path (acting)
+    def _cache_writer(
+        self, rows: th.Tensor, position: th.Tensor, branch_free: bool
+    ) -> Callable[[th.Tensor, int, th.Tensor], th.Tensor]:
+        """
+        How a step stores its entry of layer ``index`` into a cache ``[batch, G, L, K, d]`` at each row's position:
+        in place (indexed write), or branch-free by a mask (a new tensor, for export).
+
+        :param rows: ``[batch]`` row indices.
+        :param position: ``[batch]`` position of the step in its segment.
+        :param branch_free: Write by a mask.
+        """
+        if not branch_free:
+
+            def write_in_place(cache: th.Tensor, index: int, entry: th.Tensor) -> th.Tensor:
+                cache[rows, :, index, position] = entry.transpose(0, 1)
+                return cache
+
+            return write_in_place
+        layers = th.arange(self.config.n_layers, device=position.device)
+        at_position = (self._positions == position.unsqueeze(1))[:, None, None, :, None]  # [batch, 1, 1, K, 1]
+
+        def write_by_mask(cache: th.Tensor, index: int, entry: th.Tensor) -> th.Tensor:
+            where = at_position & (layers == index)[:, None, None]
+            return th.where(where, entry.transpose(0, 1)[:, :, None, None], cache)
+
+        return write_by_mask
+
     def step(
-        self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None = None
+        self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None = None, branch_free: bool = False
     ) -> tuple[th.Tensor, StreamState]:
         """
         Advance every episode by one step (see :meth:`step_towers`); a single-tower backbone returns
         ``[batch, d_model]``.
         """
-        out, state = self.step_towers(features, state, episode_start)
+        out, state = self.step_towers(features, state, episode_start, branch_free)
         return self._squeeze(out), state
 
     def step_towers(
-        self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None = None
+        self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None = None, branch_free: bool = False
     ) -> tuple[th.Tensor, StreamState]:
         """
         Advance every episode of the batch by one step.
@@ -449,13 +476,19 @@ class ElmurBackbone(nn.Module):
             place; use :meth:`StreamState.clone` to keep an old state.
         :param episode_start: ``[batch]`` bool; True starts a new episode for that row before the step (best on
             the CPU, like the step counters: then no step waits for the GPU).
+        :param branch_free: The same step without data-dependent control flow or in-place writes, for export
+            (ONNX): every row is reset through a mask and goes through the commit (whose plan leaves rows
+            inside a segment unchanged), the caches are rebuilt rather than written in place (the given
+            state is not modified).
         :return: Token states ``[G, batch, d_model]`` of this step and the new state.
         """
         c = self.config
         self._check_features(features, (state.batch_size,), "batch")
+        if branch_free:
+            state = StreamState(state.memory, state.step, state.keys, state.values, state.outputs)
         if episode_start is not None:
             episode_start = episode_start.to(th.bool).view(-1)
-            if episode_start.cpu().any():
+            if branch_free or episode_start.cpu().any():
                 state = self.reset_state(state, episode_start)
         rows = th.arange(state.batch_size, device=features.device)
         memory, device = state.memory, features.device
@@ -465,23 +498,24 @@ class ElmurBackbone(nn.Module):
         any_slot = occupied.any(-1).to(features.dtype)[..., None, None]
         bucket = distance_buckets(step.unsqueeze(1), memory.timestamps, self._boundaries)  # [batch, L, 1, M]
         h = self._project(features, 2).unsqueeze(-2)  # [G, batch, 1, d]
+        write = self._cache_writer(rows, position, branch_free)
         for index, layer in enumerate(self.layers):
 
             def kv_hook(key: th.Tensor, value: th.Tensor, index: int = index) -> tuple[th.Tensor, th.Tensor]:
                 # Positions after the current one hold stale entries; the causal bias masks them.
-                state.keys[rows, :, index, position] = key[:, :, 0].transpose(0, 1)
-                state.values[rows, :, index, position] = value[:, :, 0].transpose(0, 1)
+                state.keys = write(state.keys, index, key[:, :, 0])
+                state.values = write(state.values, index, value[:, :, 0])
                 return state.keys[:, :, index].transpose(0, 1), state.values[:, :, index].transpose(0, 1)
 
             self_bias = layer.self_attn.position_bias()[:, position].unsqueeze(2)  # [G, batch, 1, K, H]
             read_bias = layer.read.bias(bucket[:, index], occupied[:, index]) if layer.read is not None else None
             slots = memory.layer(index)
             h = layer.token_track(h, kv_hook, self_bias, slots, occupied[:, index], read_bias, any_slot[:, index])
-            state.outputs[rows, :, index, position] = h[:, :, 0].transpose(0, 1)
+            state.outputs = write(state.outputs, index, h[:, :, 0])
         out = self.final_norm(h[:, :, 0])
 
         host_complete = host_position == c.segment_len - 1
-        if host_complete.any():
+        if branch_free or host_complete.any():
             # Every row goes through the memory track; the plan commits only the rows whose segment is complete
             # (the others get a padded last position).
             token_time = (step - position).unsqueeze(1) + self._positions
