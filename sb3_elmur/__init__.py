@@ -3,6 +3,7 @@
 from sb3_elmur.bc import ElmurBC
 from sb3_elmur.elmur import ElmurBackbone, ElmurConfig, MemoryState, StreamState
 from sb3_elmur.ppo import CnnElmurPolicy, ElmurPPO, MlpElmurPolicy, MultiInputElmurPolicy
+from sb3_elmur.ppo_mask import MaskableElmurPPO
 
 __version__ = "0.1.0"
 
@@ -12,6 +13,7 @@ __all__ = [
     "ElmurBackbone",
     "ElmurConfig",
     "ElmurPPO",
+    "MaskableElmurPPO",
     "MemoryState",
     "MlpElmurPolicy",
     "MultiInputElmurPolicy",

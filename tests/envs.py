@@ -66,3 +66,54 @@ class RecallEnv(gym.Env):
         reward = float(int(action) == int(self._cue > 0)) if done else 0.0
         self._t += 1
         return self._obs(), reward, done, False, {}
+
+
+class FatalActionEnv(gym.Env):
+    """
+    Every step allows a random subset of the actions (``action_masks()``); an invalid action raises. The cue of the
+    first step says which action pays at the last step, so the task also needs memory. Discrete or MultiDiscrete.
+
+    :param multi: MultiDiscrete([3, 4]) actions (each sub-action masked) instead of Discrete(5).
+    """
+
+    def __init__(self, multi: bool = False, seed: int | None = None) -> None:
+        self.multi = multi
+        self.action_space = spaces.MultiDiscrete([3, 4]) if multi else spaces.Discrete(5)
+        self.n_mask = 7 if multi else 5
+        self.observation_space = spaces.Box(-1.0, 1.0, (self.n_mask + 1,), np.float32)
+        self.rng = np.random.default_rng(seed)
+
+    def _new_mask(self) -> None:
+        sizes = [3, 4] if self.multi else [5]
+        parts = []
+        for size in sizes:
+            part = self.rng.random(size) < 0.5
+            part[self.rng.integers(size)] = True  # at least one valid choice per sub-action
+            parts.append(part)
+        self.mask = np.concatenate(parts)
+
+    def _obs(self, cue: float) -> np.ndarray:
+        return np.concatenate([self.mask.astype(np.float32), [cue]]).astype(np.float32)
+
+    def action_masks(self) -> np.ndarray:
+        return self.mask.copy()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.t, self.length = 0, int(self.rng.integers(6, 14))
+        self.target = int(self.rng.integers(2))
+        self._new_mask()
+        return self._obs(1.0 if self.target else -1.0), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        chosen = np.atleast_1d(action).astype(int)
+        offsets = [0, 3] if self.multi else [0]
+        for offset, choice in zip(offsets, chosen, strict=True):
+            if not self.mask[offset + choice]:
+                raise RuntimeError(f"invalid action {action} at step {self.t} (mask {self.mask.astype(int)})")
+        self.t += 1
+        done = self.t >= self.length
+        reward = float(done and int(chosen[0]) % 2 == self.target)
+        self._new_mask()
+        return self._obs(0.0), reward, done, False, {}

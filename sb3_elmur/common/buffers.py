@@ -49,6 +49,17 @@ def reshape_obs(observation_space: spaces.Space, obs: NumpyObs, n_envs: int) -> 
     return np.asarray(obs).reshape((n_envs, *shape))
 
 
+def action_mask_dims(action_space: spaces.Space) -> int:
+    """Width of a valid-action mask (sb3-contrib's convention): one entry per action of each sub-action."""
+    if isinstance(action_space, spaces.Discrete):
+        return int(action_space.n)
+    if isinstance(action_space, spaces.MultiDiscrete):
+        return int(np.sum(action_space.nvec))
+    if isinstance(action_space, spaces.MultiBinary):
+        return 2 * int(np.prod(action_space.shape))
+    raise ValueError(f"Action masking needs Discrete, MultiDiscrete or MultiBinary actions, got {action_space}")
+
+
 class SegmentContext:
     """
     What an algorithm keeps of each env's current segment between rollouts: the observations of
@@ -98,6 +109,8 @@ class ElmurRolloutBufferMixin:
     :param segments_per_sample: S, consecutive segments per training sample (gradient may flow
         through memory inside a sample; each sample starts from the memory the policy acted with).
     :param device: Torch device of the served tensors.
+    :param action_masks: Also keep each step's valid-action mask (see :meth:`add_segments`) and serve it with
+        the samples (MaskableElmurPPO).
     :param gae_lambda: GAE lambda.
     :param gamma: Discount factor.
     :param n_envs: Number of envs.
@@ -128,9 +141,11 @@ class ElmurRolloutBufferMixin:
         gae_lambda: float = 1,
         gamma: float = 0.99,
         n_envs: int = 1,
+        action_masks: bool = False,
     ):
         if segments_per_sample < 1:
             raise ValueError(f"segments_per_sample must be >= 1, got {segments_per_sample}")
+        self.mask_dims = action_mask_dims(action_space) if action_masks else None
         self.memory_shape = memory_shape
         self.segment_len = segment_len
         self.segments_per_sample = segments_per_sample
@@ -148,6 +163,8 @@ class ElmurRolloutBufferMixin:
         self.prefix_length = np.zeros(self.n_envs, dtype=np.int64)
         self.memory_vectors = np.zeros((rows, self.n_envs, *self.memory_shape), dtype=np.float32)
         self.memory_timestamps = np.full((rows, self.n_envs, *self.memory_shape[1:3]), EMPTY, dtype=np.int64)
+        if self.mask_dims is not None:
+            self.action_masks = np.ones((self.buffer_size, self.n_envs, self.mask_dims), dtype=bool)
         self._samples: dict[str, Any] | None = None
 
     def _store_memory(self, row: int, envs: np.ndarray, memory: MemoryState) -> None:
@@ -177,14 +194,19 @@ class ElmurRolloutBufferMixin:
             self.timesteps[rows, env] = segment_start[env] + np.arange(p)
             self._store_memory(prefix_rows - p, np.array([env]), context.memory)  # type: ignore[arg-type]
 
-    def add_segments(self, timesteps: np.ndarray, memory: MemoryState) -> None:
+    def add_segments(self, timesteps: np.ndarray, memory: MemoryState, action_masks: np.ndarray | None = None) -> None:
         """
         Segment bookkeeping of the step just added: its episode step and, for envs at a segment
         start, the memory the policy acted with.
 
         :param timesteps: ``[n_envs]`` absolute episode step of each env's step.
         :param memory: Memory (all towers) before the step (after resets).
+        :param action_masks: ``[n_envs, mask_dims]`` valid actions of the step (buffers made with ``action_masks``;
+            None: all valid).
         """
+        if self.mask_dims is not None:  # no masks given: every action was valid
+            masks = True if action_masks is None else np.asarray(action_masks, dtype=bool).reshape(self.n_envs, self.mask_dims)
+            self.action_masks[self.pos - 1] = masks
         row = self.segment_len - 1 + self.pos - 1
         self.timesteps[row] = timesteps
         starts = np.flatnonzero(timesteps % self.segment_len == 0)
@@ -237,6 +259,8 @@ class ElmurRolloutBufferMixin:
             "advantages": flat(self.advantages).flatten(),
             "returns": flat(self.returns).flatten(),
         }
+        if self.mask_dims is not None:
+            self._samples["action_masks"] = th.as_tensor(self.action_masks.reshape(-1, self.mask_dims), device=self.device)
 
     @property
     def n_samples(self) -> int:
@@ -287,6 +311,7 @@ class ElmurRolloutBufferMixin:
             timesteps=data["timesteps"][index],
             mask=mask,
             memory=MemoryState(memory.vectors[index], memory.timestamps[index]),
+            action_masks=data["action_masks"][steps] if "action_masks" in data else None,
         )
         return ElmurRolloutBufferSamples(
             observations=batch,

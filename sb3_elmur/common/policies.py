@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.common.maskable.distributions import MaskableDistribution
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import (
@@ -260,7 +261,12 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
 
     # ------------------------------------------------------------------ acting (streaming path)
     def forward(  # type: ignore[override]
-        self, obs: PyTorchObs, states: StreamState, episode_starts: th.Tensor, deterministic: bool = False
+        self,
+        obs: PyTorchObs,
+        states: StreamState,
+        episode_starts: th.Tensor,
+        deterministic: bool = False,
+        action_masks: np.ndarray | th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, StreamState]:
         """
         One acting step for every env.
@@ -269,25 +275,43 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         :param states: Acting state (its caches are updated in place).
         :param episode_starts: ``[n_envs]``; 1 starts a new episode before the step.
         :param deterministic: Greedy actions.
+        :param action_masks: ``[n_envs, mask_dims]`` valid actions (maskable policies only), or None.
         :return: Actions, values, log-probabilities and the new state.
         """
         features = self.extract_features(obs)
         out, states = self.backbone.step_towers(self._backbone_input(features, (states.batch_size,)), states, episode_starts)
         latent_pi, latent_vf = self._latents(out, features)
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
-        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
+        distribution = self._masked(
+            self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi)), action_masks
+        )
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
         return actions, values, log_prob, states
 
     def get_distribution(  # type: ignore[override]
-        self, obs: PyTorchObs, state: StreamState, episode_starts: th.Tensor
+        self,
+        obs: PyTorchObs,
+        state: StreamState,
+        episode_starts: th.Tensor,
+        action_masks: np.ndarray | th.Tensor | None = None,
     ) -> tuple[Distribution, StreamState]:
-        """Action distribution of one acting step and the new state."""
+        """Action distribution of one acting step (restricted to ``action_masks`` when given) and the new state."""
         features = self.extract_features(obs)
         out, state = self.backbone.step_towers(self._backbone_input(features, (state.batch_size,)), state, episode_starts)
-        return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(out[0])), state
+        return self._masked(self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(out[0])), action_masks), state
+
+    def _masked(self, distribution: Distribution, action_masks: np.ndarray | th.Tensor | None) -> Distribution:
+        """``distribution`` restricted to the valid actions (only maskable policies accept masks)."""
+        if action_masks is None:
+            return distribution
+        if not isinstance(distribution, MaskableDistribution):
+            raise ValueError(
+                f"{type(self).__name__} does not take action masks: use MaskableElmurPPO (a Maskable*ElmurPolicy)"
+            )
+        distribution.apply_masking(action_masks)  # type: ignore[arg-type]
+        return distribution
 
     def predict_values(self, obs: PyTorchObs, states: StreamState, episode_starts: th.Tensor) -> th.Tensor:  # type: ignore[override]
         """
@@ -342,7 +366,9 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         :return: One entry per masked step.
         """
         latent_pi, latent_vf, _ = self._sequence(obs, final_memory=False)
-        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
+        distribution = self._masked(
+            self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi)), obs.action_masks
+        )
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
         return values, distribution.log_prob(actions), distribution.entropy()
 
@@ -404,6 +430,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """
         Actions for a batch of observations, with the memory state of each env.
@@ -412,11 +439,12 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         :param state: The state returned by the previous call, or None to start fresh.
         :param episode_start: ``[n_envs]`` bools; True resets that env's memory before acting.
         :param deterministic: Greedy actions.
+        :param action_masks: ``[n_envs, mask_dims]`` valid actions (maskable policies only), or None.
         :return: The actions and the new state (a tuple of numpy arrays, one row per env).
         """
         n_envs = _n_observations(self, observation)
         stream = None if state is None else self.state_from_numpy(state, n_envs)
-        actions, stream = self.predict_stream(observation, stream, episode_start, deterministic)
+        actions, stream = self.predict_stream(observation, stream, episode_start, deterministic, action_masks)
         return actions, self.state_to_numpy(stream)
 
     def predict_stream(
@@ -425,6 +453,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         state: StreamState | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, StreamState]:
         """
         :meth:`predict` with the state kept as torch tensors (updated in place, never copied to numpy):
@@ -434,6 +463,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         :param state: The state returned by the previous call, or None to start fresh.
         :param episode_start: ``[n_envs]`` bools; True resets that env's memory before acting.
         :param deterministic: Greedy actions.
+        :param action_masks: ``[n_envs, mask_dims]`` valid actions (maskable policies only), or None.
         """
         self.set_training_mode(False)
         _check_finite(observation)
@@ -450,7 +480,8 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             raise ValueError(f"episode_start must have one entry per env ({n_envs}), got shape {episode_start.shape}")
         with th.no_grad():
             starts = th.as_tensor(episode_start.astype(bool))  # on the CPU, with the step counters
-            distribution, state = self.get_distribution(obs_tensor, state, starts)
+            masks = None if action_masks is None else np.asarray(action_masks, dtype=bool).reshape(n_envs, -1)
+            distribution, state = self.get_distribution(obs_tensor, state, starts, masks)
             actions = distribution.get_actions(deterministic=deterministic)
         actions = actions.cpu().numpy().reshape((-1, *self.action_space.shape))  # type: ignore[misc]
         if isinstance(self.action_space, spaces.Box):

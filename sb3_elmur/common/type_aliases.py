@@ -19,12 +19,15 @@ class SegmentBatch:
     :param timesteps: ``[batch, n_blocks * K]`` absolute episode step, -1 = padding.
     :param mask: ``[batch, n_blocks * K]`` bool, True for the steps that enter the loss.
     :param memory: Memory (every tower: actor, and critic with a critic backbone) at the start of each sample.
+    :param action_masks: ``[n_masked_steps, mask_dims]`` valid-action masks of the masked steps (in ``mask`` order)
+        the policy acted with, or None without action masking (see :class:`~sb3_elmur.MaskableElmurPPO`).
     """
 
     observations: TensorObs
     timesteps: th.Tensor
     mask: th.Tensor
     memory: MemoryState
+    action_masks: th.Tensor | None = None
 
 
 class ElmurRolloutBufferSamples(NamedTuple):

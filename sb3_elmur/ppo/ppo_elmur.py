@@ -72,6 +72,8 @@ class ElmurPPO(PPO):
     }
     policy: ElmurActorCriticPolicy
     rollout_buffer: ElmurRolloutBuffer | ElmurDictRolloutBuffer
+    #: The rollout buffer keeps each step's valid-action masks (MaskableElmurPPO).
+    _buffer_action_masks: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -162,6 +164,7 @@ class ElmurPPO(PPO):
             gamma=self.gamma,
             gae_lambda=self.gae_lambda,
             n_envs=self.n_envs,
+            action_masks=self._buffer_action_masks,
         )
         self._last_states = self.policy.initial_states(self.n_envs)
         self._segment_context = SegmentContext(self.observation_space, self.n_envs, config.segment_len)
@@ -235,9 +238,10 @@ class ElmurPPO(PPO):
             timesteps = states.step.numpy().copy()
             self._segment_context.observe(self._last_obs, timesteps, states)  # type: ignore[arg-type]
             memory = states.memory
+            action_masks = self._action_masks(env)
             with th.no_grad():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-                actions, values, log_probs, states = self.policy(obs_tensor, states, no_starts)
+                actions, values, log_probs, states = self.policy(obs_tensor, states, no_starts, action_masks=action_masks)
             actions = actions.cpu().numpy()
             clipped_actions = actions
             if isinstance(self.action_space, spaces.Box):
@@ -269,7 +273,7 @@ class ElmurPPO(PPO):
                     rewards[idx] += self.gamma * terminal_value
 
             rollout_buffer.add(self._last_obs, actions, rewards, self._last_episode_starts, values, log_probs)  # type: ignore[arg-type]
-            rollout_buffer.add_segments(timesteps, memory)
+            rollout_buffer.add_segments(timesteps, memory, action_masks)
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
 
@@ -286,6 +290,10 @@ class ElmurPPO(PPO):
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _action_masks(self, env: VecEnv) -> np.ndarray | None:
+        """Valid-action masks of the current step of every env (None: every action is valid)."""
+        return None
 
     def learn(
         self: SelfElmurPPO,

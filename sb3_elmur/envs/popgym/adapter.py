@@ -6,7 +6,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sb3_elmur.envs.popgym.tasks import check_task
+from sb3_elmur.envs.popgym.masking import CELL_FAMILIES, ChosenCellMask
+from sb3_elmur.envs.popgym.tasks import check_task, parse_task
 
 #: ``info`` keys through which POPGym envs leak hidden state (popgym 1.0.7): MultiarmedBandit ``bandits`` (the arm
 #: probabilities), CountRecall ``counts``, Labyrinth ``position`` and ``maze`` (the whole maze, at reset), HigherLower
@@ -95,7 +96,9 @@ class PreviousActionReward(gym.Wrapper):
         return self._observation(observation, action, float(reward)), reward, terminated, truncated, info
 
 
-def make_popgym_env(env_id: str, previous_action: bool = False, one_hot: bool = False, **kwargs: Any) -> gym.Env:
+def make_popgym_env(
+    env_id: str, previous_action: bool = False, one_hot: bool = False, cell_masks: bool = False, **kwargs: Any
+) -> gym.Env:
     """
     Make one of the 48 POPGym tasks in a form that ElmurPPO, RecurrentPPO and PPO train on as they are:
 
@@ -104,19 +107,27 @@ def make_popgym_env(env_id: str, previous_action: bool = False, one_hot: bool = 
     - ``previous_action=True`` adds the previous action and reward to the observation (:class:`PreviousActionReward`);
     - ``one_hot=True`` flattens the observation into one float32 Box with Discrete and MultiDiscrete parts
       one-hot encoded. RecurrentPPO needs it for MultiDiscrete or Dict observations (with torch >= 2.13 its
-      ``nn.LSTM`` rejects the input size SB3 computes for them); ElmurPPO and PPO take either form.
+      ``nn.LSTM`` rejects the input size SB3 computes for them); ElmurPPO and PPO take either form;
+    - ``cell_masks=True`` (Battleship, MineSweeper) makes one Discrete action per cell with an ``action_masks()``
+      method that allows the cells not chosen yet (:class:`~sb3_elmur.envs.popgym.masking.ChosenCellMask`), for
+      MaskableElmurPPO.
 
     :param env_id: ``popgym-<Family><Easy|Medium|Hard>-v0``; an unknown id raises a ValueError naming close matches.
     :param previous_action: Observe ``{"observation", "previous_action", "previous_reward"}``.
     :param one_hot: Flatten the observation into a float32 Box (one-hot for discrete parts).
+    :param cell_masks: Cell actions with masks of the chosen cells (Battleship and MineSweeper only).
     :param kwargs: Keyword arguments of the env's constructor.
     """
     check_task(env_id)
+    if cell_masks and parse_task(env_id)[0] not in CELL_FAMILIES:
+        raise ValueError(f"cell_masks applies to {', '.join(CELL_FAMILIES)}, not {env_id}")
     flatten = _import_popgym()
     env = gym.make(env_id, **kwargs)
     if isinstance(env.observation_space, spaces.Tuple) or isinstance(env.action_space, spaces.Tuple):
         env = flatten(env.unwrapped)  # popgym's Flatten needs the POPGym env itself
     env = StripInfo(env)
+    if cell_masks:
+        env = ChosenCellMask(env)
     if previous_action:
         env = PreviousActionReward(env)
     if one_hot and not (isinstance(env.observation_space, spaces.Box) and env.observation_space.dtype == np.float32):
