@@ -1,0 +1,3 @@
+from sb3_elmur.zoo.registration import main
+
+main()
