@@ -1,5 +1,6 @@
 """RL Zoo integration: train/enjoy through the zoo's CLI, the ELMUR Optuna sampler, studies shared by two workers."""
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -47,6 +48,24 @@ def test_train_and_enjoy_through_the_zoo_cli(tmp_path):
     assert (model.policy.elmur_config.d_model, model.policy.elmur_config.n_layers) == (32, 1)
     assert model.n_steps == 32 and model.n_epochs == 20
     main(["enjoy", "--algo", "elmur_ppo", "--env", "CartPoleNoVel-v1", "-f", str(logs), "-n", "40", "--no-render"])
+    if importlib.util.find_spec("pygame") is not None:  # classic-control rendering
+        videos = tmp_path / "videos"
+        main(
+            [
+                "record_video",
+                "--algo",
+                "elmur_ppo",
+                "--env",
+                "CartPoleNoVel-v1",
+                "-f",
+                str(logs),
+                "-n",
+                "30",
+                "-o",
+                str(videos),
+            ]
+        )
+        assert list(videos.glob("*.mp4"))
     with pytest.raises(SystemExit, match="usage"):
         main(["fly"])
 
