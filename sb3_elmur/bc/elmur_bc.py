@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch as th
+import torch.distributed as dist
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
@@ -57,6 +58,12 @@ class ElmurBC:
     :param seed: Seed of the batch order (and of torch/numpy when given).
     :param segment_len: Chunk unit for the baselines (an LSTM is unrolled ``segments_per_sample * segment_len``
         steps per chunk, its state carried and detached between chunks); ELMUR policies use their K.
+    :param process_group: Data-parallel training under ``torch.distributed`` (launched by ``torchrun``; gloo on a
+        CPU, nccl on GPUs): every process draws the same batch of ``batch_size`` trajectories, trains on its share
+        (every ``world_size``-th trajectory) and the gradients are summed across processes before each step, so
+        every process makes the step one process would make on the whole batch. Default: the default group when
+        ``torch.distributed`` is initialised, else none. Give every process the same model (seed) and dataset;
+        only rank 0 shows a progress bar and writes TensorBoard logs; save checkpoints from rank 0.
     """
 
     def __init__(
@@ -74,10 +81,18 @@ class ElmurBC:
         tensorboard_log: str | None = None,
         seed: int | None = None,
         segment_len: int = 10,
+        process_group: Any = None,
     ) -> None:
         check_sequence_policy(model.policy)
         if segments_per_sample < 1 or batch_size < 1:
             raise ValueError("segments_per_sample and batch_size must be >= 1")
+        distributed = dist.is_available() and dist.is_initialized()
+        self.process_group = process_group if process_group is not None or not distributed else dist.group.WORLD
+        self.world_size = dist.get_world_size(self.process_group) if self.process_group is not None else 1
+        self.rank = dist.get_rank(self.process_group) if self.process_group is not None else 0
+        if min(batch_size, dataset.n_episodes) < self.world_size:
+            batch = min(batch_size, dataset.n_episodes)
+            raise ValueError(f"batch_size ({batch}) must be at least the number of processes ({self.world_size})")
         dataset.validate(model.observation_space, model.action_space)
         self.model = model
         self.policy: ActorCriticPolicy = model.policy
@@ -131,12 +146,16 @@ class ElmurBC:
 
     # ------------------------------------------------------------------ training
     def train_step(self, episodes: np.ndarray) -> dict[str, float]:
-        """One gradient step on a batch of trajectories (processed S segments at a time)."""
+        """
+        One gradient step on a batch of trajectories (processed S segments at a time). Under data parallelism each
+        process computes its share of ``episodes`` and the gradients are summed before the step.
+        """
         self.policy.set_training_mode(True)
+        n_valid = int(self.dataset.episode_lengths[episodes].sum())  # of the whole batch: the loss is a global mean
+        episodes = episodes[self.rank :: self.world_size]
         observations, timesteps, valid, actions = self._batch(episodes)
         chunk = self.segments_per_sample * self.k
         carry: Any = None
-        n_valid = int(valid.sum())
         self.optimizer.zero_grad()
         nll_total, entropy_total = 0.0, 0.0
         for start in range(0, timesteps.shape[1], chunk):
@@ -156,6 +175,8 @@ class ElmurBC:
             loss.backward()
             nll_total += float(-log_prob.detach().sum())
             entropy_total += float(entropy.detach().sum()) if entropy is not None else 0.0
+        if self.process_group is not None:
+            nll_total, entropy_total = self._all_reduce_gradients(nll_total, entropy_total)
         grad_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
         self.optimizer.step()
         if self.scheduler is not None:
@@ -167,6 +188,22 @@ class ElmurBC:
             "bc/grad_norm": float(grad_norm),
             "bc/learning_rate": self.optimizer.param_groups[0]["lr"],
         }
+
+    def _all_reduce_gradients(self, *totals: float) -> list[float]:
+        """
+        Sum the gradients (one flat buffer, one collective) and the loss totals over the processes. Which parameters
+        have a gradient depends on the model only (the critic's head has none in behaviour cloning), so it is the
+        same in every process; those without one keep None (AdamW then leaves them alone, weight decay included).
+        """
+        params = [p for p in self.policy.parameters() if p.grad is not None]
+        grads = [p.grad for p in params]
+        flat = th.cat([g.reshape(-1) for g in grads] + [th.tensor(totals, device=grads[0].device, dtype=grads[0].dtype)])
+        dist.all_reduce(flat, group=self.process_group)
+        offset = 0
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = flat[offset : offset + grad.numel()].view_as(param).clone()
+            offset += grad.numel()
+        return flat[offset:].tolist()
 
     def _chunk_log_prob(
         self, obs: Any, timesteps: th.Tensor, mask: th.Tensor, actions: th.Tensor, carry: Any
@@ -190,12 +227,12 @@ class ElmurBC:
         self.total_updates = n_updates
         if self.scheduler is None:
             self.scheduler = th.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(self.warmup_steps, n_updates))
-        if self.tensorboard_log is not None and self._writer is None:
+        if self.tensorboard_log is not None and self._writer is None and self.rank == 0:
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer = SummaryWriter(self.tensorboard_log)
         progress = None
-        if progress_bar:
+        if progress_bar and self.rank == 0:
             from tqdm.auto import tqdm
 
             progress = tqdm(total=n_updates, initial=self.num_updates, unit="update", desc="behaviour cloning")
