@@ -41,6 +41,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from sb3_elmur.common.callbacks import EvaluateEvery
+from sb3_elmur.common.plotting import plot_learning_curves
 from sb3_elmur.data import TrajectoryDataset
 from sb3_elmur.envs.popgym import DIFFICULTIES, FAMILIES, POPGYM_IDS, category, check_task, make_popgym_env, parse_task
 from sb3_elmur.envs.popgym.datasets import (
@@ -836,15 +837,9 @@ def plot(results: list[dict[str, Any]], tasks: list[str], models: list[str], tra
             runs = [r for r in results if r["model"] == model and r.get("curve")]
             if not runs:
                 continue
-            # Mean over tasks of the return relative to the expert, against steps.
-            steps = np.array([s for s, _ in runs[0]["curve"]])
-            rel = [
-                [v / expert[r["task"]] for _, v in r["curve"]]
-                for r in runs
-                if expert.get(r["task"]) and len(r["curve"]) == len(steps)
-            ]
-            if rel:
-                ax.plot(steps, np.mean(rel, axis=0), label=get_model(model).label)
+            # Mean over tasks of the return relative to the expert, against steps (band: min-max over tasks and seeds).
+            relative = [[(s, v / expert[r["task"]]) for s, v in r["curve"]] for r in runs if expert.get(r["task"])]
+            plot_learning_curves(ax, relative, get_model(model).label)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("greedy return / expert\n(mean over tasks, seeds 0..19)")
         ax.grid(alpha=0.3)

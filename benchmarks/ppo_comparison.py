@@ -35,6 +35,7 @@ from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalizati
 import sb3_elmur.envs  # noqa: F401  (registers CartPoleNoVel-v1)
 from sb3_elmur import ElmurPPO
 from sb3_elmur.common.callbacks import EvaluateEvery
+from sb3_elmur.common.plotting import plot_learning_curves
 from sb3_elmur.envs import make_popgym_env
 
 ENVS = [
@@ -61,7 +62,14 @@ PPO_SETTINGS = {
 
 
 def agent(
-    algo: str, env: Any, seed: int, width: int, lru_lambda: float = 0.5, compile_backbone: bool = False, device: str = "auto"
+    algo: str,
+    env: Any,
+    seed: int,
+    width: int,
+    lru_lambda: float = 0.5,
+    compile_backbone: bool = False,
+    device: str = "auto",
+    zero_init_residual: bool = False,
 ) -> Any:
     """The three agents with comparable parameter counts (identical heads; ``width`` sets the memory size)."""
     heads = {"net_arch": {"pi": [64], "vf": [64]}, "ortho_init": False}
@@ -75,6 +83,7 @@ def agent(
             "segment_len": 10,
             "n_slots": 4,
             "lru_lambda": lru_lambda,
+            "zero_init_residual": zero_init_residual,
         }
         kwargs = {**heads, "elmur_kwargs": elmur, "compile_backbone": compile_backbone}
         return ElmurPPO("MlpElmurPolicy", env, seed=seed, policy_kwargs=kwargs, device=device, **PPO_SETTINGS)
@@ -139,7 +148,7 @@ def run(env_id: str, algo: str, seed: int, timesteps: int, args: argparse.Namesp
     eval_env = make_env(env_id, args.n_envs, seed + 1000)
     eval_env.training = False
     eval_env.norm_reward = False
-    model = agent(algo, env, seed, args.width, args.elmur_lambda)
+    model = agent(algo, env, seed, args.width, args.elmur_lambda, zero_init_residual=args.zero_init_residual)
     evaluation = PeriodicEvaluation(eval_env, args.eval_freq, args.eval_episodes)
     start = time.perf_counter()
     model.learn(timesteps, callback=evaluation)
@@ -165,6 +174,7 @@ def settings(args: argparse.Namespace) -> str:
     return (
         f"{ppo}, width={args.width}, n_envs={args.n_envs}, elmur_lambda={args.elmur_lambda}, "
         f"eval_freq={args.eval_freq}, eval_episodes={args.eval_episodes}"
+        + (", zero_init_residual=True" if args.zero_init_residual else "")  # absent: the runs made before the option
     )
 
 
@@ -178,7 +188,9 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
         "Produced by " + " and ".join(f"`{command}`" for command in commands) + ".",
         "",
-        f"{args.n_envs} envs, learning rate decayed linearly from 7e-4 to 0, ELMUR λ = {args.elmur_lambda}; "
+        f"{args.n_envs} envs, learning rate decayed linearly from 7e-4 to 0, ELMUR λ = {args.elmur_lambda}"
+        + (", zero_init_residual" if args.zero_init_residual else "")
+        + "; "
         f"evaluation: {args.eval_episodes} episodes, deterministic. "
         "Return: mean over the seeds run of the final evaluation (± std over seeds).",
         "",
@@ -214,13 +226,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     labels = {"elmur": "ElmurPPO", "lstm": "RecurrentPPO", "mlp": "PPO (MLP)"}
     for ax, env_id in zip(axes[0], envs, strict=True):
         for algo in labels:
-            runs = [r for r in results if r["env"] == env_id and r["algo"] == algo]
-            if not runs:
-                continue
-            steps = np.array([s for s, _ in runs[0]["curve"]])
-            returns = np.array([[v for _, v in r["curve"]] for r in runs])
-            ax.plot(steps, returns.mean(0), color=colors[algo], label=labels[algo])
-            ax.fill_between(steps, returns.min(0), returns.max(0), color=colors[algo], alpha=0.2)
+            runs = [r["curve"] for r in results if r["env"] == env_id and r["algo"] == algo]
+            plot_learning_curves(ax, runs, labels[algo], colors[algo])
         ax.set_title(env_id.replace("popgym-", ""), fontsize=10)
         ax.set_xlabel("timesteps")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:.0f}k"))
@@ -270,6 +277,7 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=16)
     parser.add_argument("--width", type=int, default=64, help="d_model / LSTM hidden size / first MLP layer")
     parser.add_argument("--elmur-lambda", type=float, default=0.5, help="LRU blend factor of ElmurPPO")
+    parser.add_argument("--zero-init-residual", action="store_true", help="ElmurConfig.zero_init_residual=True")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--workers", type=int, default=1, help="runs trained at once (separate processes)")
     parser.add_argument("--output", default="docs/results/ppo_comparison", help="prefix of the .md/.png outputs")

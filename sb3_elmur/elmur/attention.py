@@ -30,6 +30,8 @@ class MultiHeadAttention(nn.Module):
         self.q_proj = TowerLinear(n_towers, d_model, d_model)
         self.kv_proj = TowerLinear(n_towers, d_model, 2 * d_model)
         self.out_proj = TowerLinear(n_towers, d_model, d_model)
+        #: When a list, :meth:`attend` appends its attention weights to it (detached; for pictures of the memory).
+        self.captured_weights: list[th.Tensor] | None = None
 
     def project_kv(self, source: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """Keys and values ``[G, batch, n, d_model]`` (heads not yet split) of ``source`` ``[G, batch, n, d_model]``."""
@@ -54,6 +56,8 @@ class MultiHeadAttention(nn.Module):
         query = self.q_proj(query_source).view(g, b, n_queries, 1, self.n_heads, self.head_dim)
         logits = (query * key.view(g, b, 1, n_keys, self.n_heads, self.head_dim)).sum(-1) * self.head_dim**-0.5
         weights = th.softmax(logits + bias, dim=-2)  # [G, batch, queries, keys, heads]
+        if self.captured_weights is not None:
+            self.captured_weights.append(weights.detach())
         if self.dropout and self.training:
             weights = F.dropout(weights, self.dropout, training=True)
         out = (weights.unsqueeze(-1) * value.view(g, b, 1, n_keys, self.n_heads, self.head_dim)).sum(3)
