@@ -68,6 +68,11 @@ def test_train_and_enjoy_through_the_zoo_cli(tmp_path):
         assert list(videos.glob("*.mp4"))
     with pytest.raises(SystemExit, match="usage"):
         main(["fly"])
+    # The zoo's own NoVel ids (velocities zeroed, 4 inputs) do not replace ours (velocities removed) in the process.
+    import gymnasium as gym
+
+    assert gym.make("CartPoleNoVel-v1").observation_space.shape == (2,)
+    assert model.observation_space.shape == (2,)
 
 
 def test_sampler_keeps_the_elmur_settings_in_policy_kwargs():

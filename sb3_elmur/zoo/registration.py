@@ -3,15 +3,19 @@
 import contextlib
 import runpy
 import sys
+import warnings
 from pathlib import Path
 
-import rl_zoo3
-from rl_zoo3 import hyperparams_opt
-from rl_zoo3.enjoy import enjoy
-from rl_zoo3.train import train
+with warnings.catch_warnings():
+    # rl_zoo3 registers NoVel ids of its own (velocities zeroed); ours (velocities removed) are put back below.
+    warnings.filterwarnings("ignore", message=r".*Overriding environment \S*NoVel")
+    import rl_zoo3
+    from rl_zoo3 import hyperparams_opt
+    from rl_zoo3.enjoy import enjoy
+    from rl_zoo3.train import train
 
-import sb3_elmur.envs  # noqa: F401  (registers the NoVel and T-Maze ids)
 from sb3_elmur import ElmurPPO
+from sb3_elmur.envs import register_no_velocity_envs
 from sb3_elmur.zoo.hyperparams_opt import convert_elmur_ppo_params, sample_elmur_ppo_params
 
 #: The hyperparameter file used when ``--algo elmur_ppo`` comes without ``-conf``.
@@ -26,9 +30,16 @@ def record_video() -> None:
 
 SCRIPTS = {"train": train, "enjoy": enjoy, "record_video": record_video}
 
+# One definition of the NoVel envs in the whole package (benchmarks, tests and the zoo): positions only.
+register_no_velocity_envs(override=True)
+
 
 def register() -> None:
-    """Add ``elmur_ppo`` to rl_zoo3's algorithms, samplers and converters (idempotent)."""
+    """
+    Add ``elmur_ppo`` to rl_zoo3's algorithms, samplers and converters (idempotent). The NoVel ids are sb3_elmur's
+    (velocities removed, as in ``benchmarks/ppo_recipes.py``), not rl_zoo3's (velocities zeroed): the same
+    information, two fewer inputs.
+    """
     rl_zoo3.ALGOS[ALGO] = ElmurPPO  # one dict shared by train, enjoy, exp_manager and record_video
     hyperparams_opt.HYPERPARAMS_SAMPLER[ALGO] = sample_elmur_ppo_params
     hyperparams_opt.HYPERPARAMS_CONVERTER[ALGO] = convert_elmur_ppo_params
