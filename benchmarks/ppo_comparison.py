@@ -70,6 +70,7 @@ def agent(
     compile_backbone: bool = False,
     device: str = "auto",
     zero_init_residual: bool = False,
+    position_bias_init: str = "zero",
 ) -> Any:
     """The three agents with comparable parameter counts (identical heads; ``width`` sets the memory size)."""
     heads = {"net_arch": {"pi": [64], "vf": [64]}, "ortho_init": False}
@@ -84,6 +85,7 @@ def agent(
             "n_slots": 4,
             "lru_lambda": lru_lambda,
             "zero_init_residual": zero_init_residual,
+            "position_bias_init": position_bias_init,
         }
         kwargs = {**heads, "elmur_kwargs": elmur, "compile_backbone": compile_backbone}
         return ElmurPPO("MlpElmurPolicy", env, seed=seed, policy_kwargs=kwargs, device=device, **PPO_SETTINGS)
@@ -148,7 +150,15 @@ def run(env_id: str, algo: str, seed: int, timesteps: int, args: argparse.Namesp
     eval_env = make_env(env_id, args.n_envs, seed + 1000)
     eval_env.training = False
     eval_env.norm_reward = False
-    model = agent(algo, env, seed, args.width, args.elmur_lambda, zero_init_residual=args.zero_init_residual)
+    model = agent(
+        algo,
+        env,
+        seed,
+        args.width,
+        args.elmur_lambda,
+        zero_init_residual=args.zero_init_residual,
+        position_bias_init=args.position_bias_init,
+    )
     evaluation = PeriodicEvaluation(eval_env, args.eval_freq, args.eval_episodes)
     start = time.perf_counter()
     model.learn(timesteps, callback=evaluation)
@@ -174,7 +184,9 @@ def settings(args: argparse.Namespace) -> str:
     return (
         f"{ppo}, width={args.width}, n_envs={args.n_envs}, elmur_lambda={args.elmur_lambda}, "
         f"eval_freq={args.eval_freq}, eval_episodes={args.eval_episodes}"
-        + (", zero_init_residual=True" if args.zero_init_residual else "")  # absent: the runs made before the option
+        # Absent when off: the runs made before these options stay valid.
+        + (", zero_init_residual=True" if args.zero_init_residual else "")
+        + (f", position_bias_init={args.position_bias_init}" if args.position_bias_init != "zero" else "")
     )
 
 
@@ -190,6 +202,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "",
         f"{args.n_envs} envs, learning rate decayed linearly from 7e-4 to 0, ELMUR λ = {args.elmur_lambda}"
         + (", zero_init_residual" if args.zero_init_residual else "")
+        + (f", position_bias_init={args.position_bias_init}" if args.position_bias_init != "zero" else "")
         + "; "
         f"evaluation: {args.eval_episodes} episodes, deterministic. "
         "Return: mean over the seeds run of the final evaluation (± std over seeds).",
@@ -278,6 +291,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=64, help="d_model / LSTM hidden size / first MLP layer")
     parser.add_argument("--elmur-lambda", type=float, default=0.5, help="LRU blend factor of ElmurPPO")
     parser.add_argument("--zero-init-residual", action="store_true", help="ElmurConfig.zero_init_residual=True")
+    parser.add_argument("--position-bias-init", default="zero", choices=["zero", "recency"], help="ElmurConfig setting")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--workers", type=int, default=1, help="runs trained at once (separate processes)")
     parser.add_argument("--output", default="docs/results/ppo_comparison", help="prefix of the .md/.png outputs")

@@ -157,6 +157,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "ortho": {"ortho_init": True},
     "small-k32": {"d_model": 32, "n_layers": 1, "segment_len": 32},
     "zero": {"zero_init_residual": True},
+    "recency": {"position_bias_init": "recency"},
+    "small-recency": {"d_model": 32, "n_layers": 1, "position_bias_init": "recency"},
     "small-zero": {"d_model": 32, "n_layers": 1, "zero_init_residual": True},
     "small-zero-k32": {"d_model": 32, "n_layers": 1, "zero_init_residual": True, "segment_len": 32},
     # Ablations for the diagnosis: self-attention without memory; memory with one-step segments; neither.

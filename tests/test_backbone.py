@@ -231,6 +231,17 @@ def test_bad_shapes_are_rejected(small_config):
         net.step(th.zeros(3, 6), net.initial_state(2))
 
 
+def test_recency_init_weighs_recent_steps_first(small_config):
+    config = dataclasses.replace(small_config, position_bias_init="recency", n_heads=4)
+    net = ElmurBackbone(6, config)
+    bias = net.layers[0].self_attn.position_bias()[0]  # [K, K, heads]: query, key, head
+    k = config.segment_len
+    assert th.allclose(bias[k - 1, k - 2], th.tensor([-2.0, -1.0, -0.5, -0.25]))  # the previous step
+    assert (bias[k - 1, : k - 1].diff(dim=0) > 0).all(), "nearer keys weigh more"
+    assert (bias[0, 1:] < -1e30).all(), "still causal"
+    assert (ElmurBackbone(6, small_config).layers[0].self_attn.position_bias.table.weight == 0).all()
+
+
 def test_block_layout_helper_roundtrip():
     starts = th.tensor([[True, False, False, True, False, False, False, False]])
     index, timesteps = block_layout(starts, 3)
@@ -238,7 +249,10 @@ def test_block_layout_helper_roundtrip():
     assert timesteps.tolist() == [[0, 1, 2, 0, 1, 2, 3, 4, -1]]
 
 
-@pytest.mark.parametrize("bad", [{"d_model": 30, "n_heads": 4}, {"lru_lambda": 1.5}, {"segment_len": 0}, {"ffn": "x"}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"d_model": 30, "n_heads": 4}, {"lru_lambda": 1.5}, {"segment_len": 0}, {"ffn": "x"}, {"position_bias_init": "x"}],
+)
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         ElmurConfig(**bad)

@@ -76,9 +76,11 @@ class SegmentSelfAttention(MultiHeadAttention):
     :param dropout: Attention dropout.
     """
 
-    def __init__(self, n_towers: int, d_model: int, n_heads: int, segment_len: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self, n_towers: int, d_model: int, n_heads: int, segment_len: int, dropout: float = 0.0, bias_init: str = "zero"
+    ) -> None:
         super().__init__(n_towers, d_model, n_heads, dropout)
-        self.position_bias = SegmentPositionBias(n_towers, n_heads, segment_len)
+        self.position_bias = SegmentPositionBias(n_towers, n_heads, segment_len, bias_init)
 
 
 class ReadAttention(MultiHeadAttention):

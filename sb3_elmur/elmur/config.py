@@ -31,6 +31,8 @@ class ElmurConfig:
         output projections) at zero, so that an untrained layer is the identity and the backbone starts as a
         per-step network that learns when to use context (as SkipInit / ReZero). Off by default; see the PPO
         recipe diagnosis in docs/ppo.md.
+    :param position_bias_init: Start of the self-attention's relative-position bias: ``"zero"`` (every step of the
+        segment weighs the same) or ``"recency"`` (per-head slopes 2, 1, 1/2, ... as ALiBi: recent steps first).
     :param dropout: Dropout in attention and feed-forward blocks (0 disables it; RL usually wants 0).
     :param ffn: ``"mlp"`` (GELU MLP) or ``"moe"`` (soft mixture of experts, see ``moe_top_k``).
     :param n_experts: Number of experts when ``ffn="moe"``.
@@ -59,6 +61,7 @@ class ElmurConfig:
     use_lru: bool = True
     norm_first: bool = True
     zero_init_residual: bool = False
+    position_bias_init: Literal["zero", "recency"] = "zero"
     dropout: float = 0.0
     ffn: Literal["mlp", "moe"] = "mlp"
     n_experts: int = 4
@@ -83,6 +86,8 @@ class ElmurConfig:
             raise ValueError(f"ElmurConfig.lru_lambda must be in [0, 1], got {self.lru_lambda}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ElmurConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.position_bias_init not in ("zero", "recency"):
+            raise ValueError(f"ElmurConfig.position_bias_init must be 'zero' or 'recency', got {self.position_bias_init!r}")
         if self.ffn not in ("mlp", "moe"):
             raise ValueError(f"ElmurConfig.ffn must be 'mlp' or 'moe', got {self.ffn!r}")
         if self.moe_top_k > self.n_experts:

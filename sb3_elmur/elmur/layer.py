@@ -60,7 +60,7 @@ class ElmurLayer(TowerModule):
         self.config = config
         d, h, p, g = config.d_model, config.n_heads, config.dropout, n_towers
         # Token track.
-        self.self_attn = SegmentSelfAttention(g, d, h, config.segment_len, p)
+        self.self_attn = SegmentSelfAttention(g, d, h, config.segment_len, p, config.position_bias_init)
         self.self_attn_block = Sublayer(g, d, config.norm_first, p)
         self.read = ReadAttention(g, d, h, config.n_time_buckets, p) if config.use_read else None
         self.read_block = Sublayer(g, d, config.norm_first, p)

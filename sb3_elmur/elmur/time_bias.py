@@ -94,11 +94,20 @@ class SegmentPositionBias(nn.Module):
     :param n_towers: G.
     :param n_heads: Attention heads.
     :param segment_len: K.
+    :param init: ``"zero"``: every key of the segment weighs the same at first; ``"recency"``: head ``h`` starts
+        with the bias ``-2**(1 - h) * distance`` (slopes 2, 1, 1/2, ...: as ALiBi, a prior for recent steps that
+        training can change), so that the previous step is at hand from the first update.
     """
 
-    def __init__(self, n_towers: int, n_heads: int, segment_len: int) -> None:
+    def __init__(self, n_towers: int, n_heads: int, segment_len: int, init: str = "zero") -> None:
         super().__init__()
         self.table = TowerTable(n_towers, segment_len, n_heads)
+        if init == "recency":
+            slopes = 2.0 ** (1 - th.arange(n_heads, dtype=th.float32))
+            with th.no_grad():
+                self.table.weight.copy_(-th.arange(segment_len, dtype=th.float32)[:, None] * slopes)
+        elif init != "zero":
+            raise ValueError(f"position bias init must be 'zero' or 'recency', got {init!r}")
         positions = th.arange(segment_len)
         relative = positions.unsqueeze(-1) - positions
         self.register_buffer("relative", relative.clamp(min=0), persistent=False)
