@@ -71,3 +71,59 @@ def test_remember_color_cue_hiding_teleports_the_cubes_away_on_the_cpu():
     assert (heights[5:9] > 999).all(), "empty phase: every cube hidden"
     assert (heights[10:] > 900).all(), "after the restore the cubes are still far above the table"
     env.close()
+
+
+@needs_mikasa
+def test_memory_variant_hides_the_cue_without_teleporting_the_cubes_away():
+    env = make_mikasa_env("RememberColor3-Memory-v0")
+    obs, _ = env.reset(seed=0)
+    raw = env.unwrapped
+    target = int(raw.true_color_indices[0])
+    heights, cues, positions = [], [obs[-3:]], [obs[25:34]]
+    for _ in range(20):
+        obs, *_ = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+        heights.append([float(raw.cubes[key].pose.p[0, 2]) for key in sorted(raw.cubes)])
+        cues.append(obs[-3:])
+        positions.append(obs[25:34])
+    heights, cues, positions = np.array(heights), np.array(cues), np.array(positions)
+    others = [key for key in range(3) if key != target]
+    assert (heights[:4, target] < 0.05).all() and (heights[:4][:, others] > 999).all(), "cue: the target alone, shown"
+    assert (heights[4:9] > 999).all(), "empty table"
+    assert np.allclose(heights[9:], 0.02, atol=0.005), "from t = 10 every cube rests on the table, and stays there"
+    # The state: the cue one-hot during the cue steps only, the cube positions only once they are back.
+    assert (cues[:5] == np.eye(3)[target]).all() and (cues[5:] == 0).all()
+    assert (positions[:10] == 0).all() and (np.abs(positions[10:]) > 0).any(axis=1).all()
+    assert obs.shape == (18 + 7 + 4 * 3,)
+    env.close()
+
+
+@needs_mikasa
+def test_the_task_needs_memory_an_expert_with_the_cue_succeeds_a_memoryless_one_only_by_chance():
+    from sb3_elmur.envs.mikasa.experts import RememberColorExpert
+
+    env = make_mikasa_env("RememberColor3-Memory-v0", control_mode="pd_ee_delta_pos")
+    results = {False: [], True: []}
+    targets = []
+    for seed in range(10):
+        for ignore_cue in (False, True):
+            expert, (obs, _), done = RememberColorExpert(3, ignore_cue=ignore_cue), env.reset(seed=seed), False
+            while not done:
+                obs, _, terminated, truncated, info = env.step(expert.act(obs))
+                done = terminated or truncated
+            results[ignore_cue].append(info["is_success"])
+        targets.append(int(env.unwrapped.true_color_indices[0]))
+    assert np.mean(results[False]) == 1.0
+    # Without the cue it reaches colour 0 every time: a success exactly in the episodes whose target is colour 0.
+    assert results[True] == [target == 0 for target in targets] and np.mean(results[True]) < 0.7
+    env.close()
+
+
+@needs_mikasa
+def test_take_it_back_memory_variant_drops_the_initial_position():
+    raw_dim = make_mikasa_env("TakeItBack-v0").observation_space.shape[0]
+    env = make_mikasa_env("TakeItBack-Memory-v0")
+    assert env.observation_space.shape[0] == raw_dim - 3  # oracle_info: xyz of the initial cube position
+    obs, _ = env.reset(seed=0)
+    obs, *_ = env.step(env.action_space.sample())
+    assert obs.shape == env.observation_space.shape
+    env.close()

@@ -21,8 +21,18 @@ import numpy as np
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-#: The memory tasks of the ELMUR paper's MIKASA-Robo table (max_episode_steps 60, 60, 60 and 180).
-MIKASA_IDS = ("RememberColor3-v0", "RememberColor5-v0", "RememberColor9-v0", "TakeItBack-v0")
+#: The memory tasks of the ELMUR paper's MIKASA-Robo table (max_episode_steps 60, 60, 60 and 180), and their honest
+#: memory variants (:mod:`sb3_elmur.envs.mikasa.memory_variants`: CPU-safe hiding, no leaks in the state).
+MIKASA_IDS = (
+    "RememberColor3-v0",
+    "RememberColor5-v0",
+    "RememberColor9-v0",
+    "TakeItBack-v0",
+    "RememberColor3-Memory-v0",
+    "RememberColor5-Memory-v0",
+    "RememberColor9-Memory-v0",
+    "TakeItBack-Memory-v0",
+)
 #: Info keys of the raw envs that give the cue away.
 LEAKING_INFO_KEYS = ("oracle_info", "task_cue", "obj_to_goal_pos", "reward_dict")
 
@@ -119,6 +129,8 @@ def make_mikasa_env(env_id: str, obs_mode: str = "state", seed: int | None = Non
     import mani_skill.envs  # noqa: F401  (registers ManiSkill's envs)
     import mikasa_robo_suite.rl.memory_envs  # noqa: F401  (registers the MIKASA-Robo ids)
     from mani_skill.utils.wrappers.gymnasium import CPUGymWrapper
+
+    import sb3_elmur.envs.mikasa.memory_variants  # noqa: F401  (registers the memory variants)
 
     env = gym.make(env_id, obs_mode=obs_mode, sim_backend="physx_cpu", render_backend="cpu", num_envs=1, **kwargs)
     env = MikasaInfo(CPUGymWrapper(env))

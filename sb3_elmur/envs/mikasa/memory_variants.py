@@ -1,0 +1,123 @@
+"""
+Honest memory variants of MIKASA-Robo's RememberColor3/5/9 and TakeItBack that run on the CPU backend.
+
+``RememberColor{3,5,9}-Memory-v0``:
+
+- **Hiding that works on the CPU.** The suite hides the cubes by writing poses in ``evaluate()`` (z = 1000) and
+  "restores" them by writing back the pose they have at that moment. On the GPU backend those writes are visual
+  only and the cubes never move; on ``physx_cpu`` they are physical, so the cubes stay 1000 m up and then fall for
+  the rest of the episode, and the task cannot be solved (``tests/test_mikasa.py`` checks this on the raw env).
+  Here the hidden cubes are parked out of reach with zero velocity at every hidden step, and at the first step of
+  the search phase every cube is put back where the episode placed it, at rest: the physics of the GPU backend.
+  (One difference remains: on the GPU the invisible cubes physically stay on the table during the first 10 steps.)
+- **A state without leaks.** The suite's state carries ``oracle_info`` (the target colour) and ``goal_k_pose``
+  (the target cube's position under a target mask) at every step. Here the state is the proprioception (joint
+  positions and velocities, TCP pose), the positions of the cubes indexed by colour (zeros while they are hidden),
+  and the cue as a one-hot of the target colour **during the cue steps only** (zeros afterwards). Knowing which
+  cube to reach at the search phase needs the memory of the first 5 steps.
+
+``TakeItBack-Memory-v0``: the suite's state without ``oracle_info`` (the initial cube position, which the agent
+must remember because it sees it only before the cube moves).
+
+Importing this module registers the ids with ManiSkill.
+"""
+
+from typing import Any
+
+import torch
+from mani_skill.utils.registration import register_env
+from mikasa_robo_suite.rl.memory_envs.remember_color import RememberColor3Env, RememberColor5Env, RememberColor9Env
+from mikasa_robo_suite.rl.memory_envs.take_it_back import TakeItBackEnv
+
+#: Height at which hidden cubes wait (out of the cameras' view and the arm's reach).
+PARK_HEIGHT = 1000.0
+MEMORY_IDS = ("RememberColor3-Memory-v0", "RememberColor5-Memory-v0", "RememberColor9-Memory-v0", "TakeItBack-Memory-v0")
+
+
+class RememberColorMemoryMixin:
+    """CPU-safe cue hiding and a leak-free state for the RememberColor envs (see the module documentation)."""
+
+    TIME_OFFSET: int
+    DELTA_TIME: int
+    GOAL_THRESH: float
+    cubes: dict
+    initial_poses: dict
+    center_pose: torch.Tensor
+    true_color_indices: torch.Tensor
+    elapsed_steps: torch.Tensor
+    agent: Any
+    _obs_mode: str
+
+    def _phase(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``[b]`` masks: cue steps, hidden steps, and the first step of the search phase."""
+        t = self.elapsed_steps
+        cue = t < self.TIME_OFFSET
+        hidden = (t >= self.TIME_OFFSET) & (t < self.TIME_OFFSET + self.DELTA_TIME)
+        return cue, hidden, t == self.TIME_OFFSET + self.DELTA_TIME
+
+    def _place_cubes(self) -> None:
+        cue, hidden, reveal = self._phase()
+        for key, cube in self.cubes.items():
+            target = self.true_color_indices == key
+            pose = cube.pose.raw_pose.clone()
+            park = (cue & ~target) | hidden
+            pose[park, :3] = self.initial_poses[key][park]
+            pose[park, 2] = PARK_HEIGHT
+            show_cue = cue & target
+            pose[show_cue, :3] = self.center_pose.expand(int(show_cue.sum()), 3)
+            pose[reveal, :3] = self.initial_poses[key][reveal]
+            pose[reveal, 3:] = torch.tensor([1.0, 0.0, 0.0, 0.0], device=pose.device)
+            changed = park | show_cue | reveal
+            if changed.any():
+                cube.pose = pose
+                # At rest wherever the pose was written: parked cubes do not fall, revealed ones do not fly.
+                cube.set_linear_velocity(torch.where(changed[:, None], 0.0, cube.linear_velocity))
+                cube.set_angular_velocity(torch.where(changed[:, None], 0.0, cube.angular_velocity))
+
+    def evaluate(self) -> dict:
+        self._place_cubes()
+        target = torch.stack([self.cubes[key].pose.p for key in sorted(self.cubes)], dim=1)[
+            torch.arange(self.true_color_indices.shape[0]), self.true_color_indices.long()
+        ]
+        to_target = target - self.agent.tcp.pose.p
+        placed = torch.linalg.norm(to_target, dim=1) <= self.GOAL_THRESH
+        static = self.agent.is_static(0.2)
+        # The suite's reward reads these (obj_to_goal_pos, is_obj_placed, is_robot_static); nothing else of it leaks.
+        self.obj_to_goal_pos = to_target
+        return {"obj_to_goal_pos": to_target, "is_obj_placed": placed, "is_robot_static": static, "success": placed & static}
+
+    def _get_obs_extra(self, info: dict) -> dict:
+        obs = {"tcp_pose": self.agent.tcp.pose.raw_pose}
+        if self._obs_mode in ("state", "state_dict"):
+            cue, hidden, _ = self._phase()
+            visible = ~(cue | hidden)
+            positions = torch.stack([self.cubes[key].pose.p for key in sorted(self.cubes)], dim=1)  # [b, N, 3]
+            obs["cube_positions"] = (positions * visible[:, None, None]).flatten(1)
+            one_hot = torch.nn.functional.one_hot(self.true_color_indices.long(), len(self.cubes)).float()
+            obs["cue"] = one_hot * cue[:, None]
+        return obs
+
+
+@register_env("RememberColor3-Memory-v0", max_episode_steps=60)
+class RememberColor3MemoryEnv(RememberColorMemoryMixin, RememberColor3Env):
+    """RememberColor3 with CPU-safe hiding and a leak-free state."""
+
+
+@register_env("RememberColor5-Memory-v0", max_episode_steps=60)
+class RememberColor5MemoryEnv(RememberColorMemoryMixin, RememberColor5Env):
+    """RememberColor5 with CPU-safe hiding and a leak-free state."""
+
+
+@register_env("RememberColor9-Memory-v0", max_episode_steps=60)
+class RememberColor9MemoryEnv(RememberColorMemoryMixin, RememberColor9Env):
+    """RememberColor9 with CPU-safe hiding and a leak-free state."""
+
+
+@register_env("TakeItBack-Memory-v0", max_episode_steps=180)
+class TakeItBackMemoryEnv(TakeItBackEnv):
+    """TakeItBack whose state does not carry the initial cube position (``oracle_info``)."""
+
+    def _get_obs_extra(self, info: dict) -> dict:
+        obs = super()._get_obs_extra(info)
+        obs.pop("oracle_info", None)
+        return obs
