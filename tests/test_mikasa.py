@@ -127,3 +127,19 @@ def test_take_it_back_memory_variant_drops_the_initial_position():
     obs, *_ = env.step(env.action_space.sample())
     assert obs.shape == env.observation_space.shape
     env.close()
+
+
+@needs_mikasa
+def test_evaluation_and_the_registry_expert():
+    from sb3_elmur.envs.mikasa.evaluation import evaluate_success
+    from sb3_elmur.registry import get_model
+
+    env = make_mikasa_vec_env("RememberColor5-Memory-v0", n_envs=1, control_mode="pd_ee_delta_pos")
+    agent = get_model("mikasa-expert").build(env, 0, {})
+    assert agent.model.n_colors == 5 and agent.trainer is None
+    control = {"control_mode": "pd_ee_delta_pos"}
+    assert evaluate_success(agent.model, "RememberColor5-Memory-v0", 6, n_envs=3, **control) == 1.0
+    memoryless = get_model("mikasa-expert").build(env, 0, {"n_colors": 5}).model
+    memoryless.ignore_cue = True
+    assert evaluate_success(memoryless, "RememberColor5-Memory-v0", 6, n_envs=3, **control) < 1.0
+    env.close()

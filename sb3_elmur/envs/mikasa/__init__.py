@@ -1,5 +1,9 @@
-"""MIKASA-Robo (ManiSkill3 robot memory tasks) as SB3-ready envs on the CPU backend (``bash scripts/setup_mikasa.sh``)."""
+"""
+MIKASA-Robo (ManiSkill3 robot memory tasks) as SB3-ready envs on the CPU backend (``bash scripts/setup_mikasa.sh``).
+Importing it also registers the scripted expert in the model registry (``"mikasa-expert"``).
+"""
 
+from sb3_elmur.envs.mikasa import experts as _experts  # noqa: F401  (registers "mikasa-expert")
 from sb3_elmur.envs.mikasa.adapter import (
     MIKASA_IDS,
     MikasaInfo,
