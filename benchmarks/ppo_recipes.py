@@ -264,7 +264,7 @@ def report(results: list[dict[str, Any]], command: str) -> str:
             lines.append(
                 f"| {name} | {mine[0]['timesteps']:,} | {agent} | {mine[0]['params']:,} | {len(mine)} "
                 f"| {np.median(finals):.1f} [{min(finals):.1f}, {max(finals):.1f}] | {wall:.0f} | {cpu:.0f} "
-                f"| {wall / lstm_wall:.2f} | {cpu / lstm_cpu:.2f} |"
+                + (f"| {wall / lstm_wall:.2f} | {cpu / lstm_cpu:.2f} |" if lstm else "| - | - |")
             )
     names = dict.fromkeys(r["recipe"] for r in results)
     lines += ["", "Recipes:", "", *(f"- `{name}`: {RECIPES[name]['source']}" for name in names)]

@@ -22,3 +22,18 @@ def recompute(model: ElmurPPO) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
             new_v.append(values.flatten().numpy())
             n_steps += int(batch.observations.mask.sum())
     return (*(np.concatenate(x) for x in (old_lp, new_lp, old_v, new_v)), n_steps)
+
+
+def learn_recording_kl_and_clipping(model: ElmurPPO, total_timesteps: int) -> list[tuple[float, float]]:
+    """``model.learn`` with the ``(approx_kl, clip_fraction)`` logged by every ``train()`` call."""
+    logged = []
+    train = model.train
+
+    def train_and_record() -> None:
+        train()
+        values = model.logger.name_to_value
+        logged.append((values["train/approx_kl"], values["train/clip_fraction"]))
+
+    model.train = train_and_record  # type: ignore[method-assign]
+    model.learn(total_timesteps)
+    return logged

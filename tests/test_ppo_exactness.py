@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch as th
 from envs import RandomLengthEnv
-from ppo_utils import recompute
+from ppo_utils import learn_recording_kl_and_clipping, recompute
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_elmur import ElmurPPO
@@ -44,15 +44,7 @@ def test_training_forward_reproduces_acting(critic):
 
 def test_first_epoch_reports_zero_kl_and_no_clipping():
     model = make_model(CRITICS["separate critic backbone"])
-    logged = []
-    train = model.train
-
-    def train_and_record():
-        train()
-        logged.append((model.logger.name_to_value["train/approx_kl"], model.logger.name_to_value["train/clip_fraction"]))
-
-    model.train = train_and_record
-    model.learn(6 * 17 * 3)
+    logged = learn_recording_kl_and_clipping(model, 6 * 17 * 3)
     assert len(logged) == 6
     for approx_kl, clip_fraction in logged:
         # Zero up to float32 rounding of (exp(r) - 1) - r with |r| ~ 1e-7; a log-prob error of 1e-3 would give 5e-7.

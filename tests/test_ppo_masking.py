@@ -5,7 +5,7 @@ import pytest
 import torch as th
 from envs import FatalActionEnv, RandomLengthEnv
 from gymnasium import spaces
-from ppo_utils import recompute
+from ppo_utils import learn_recording_kl_and_clipping, recompute
 from sb3_contrib.common.maskable.evaluation import evaluate_policy
 from sb3_contrib.common.wrappers import ActionMasker
 from stable_baselines3.common.env_util import make_vec_env
@@ -32,15 +32,7 @@ def test_masked_learning_never_takes_an_invalid_action(multi):
 
 def test_masked_training_reproduces_acting_and_uses_the_masks():
     model = make(learning_rate=0.0, n_epochs=1)
-    logged = []
-    train = model.train
-
-    def train_and_record():
-        train()
-        logged.append((model.logger.name_to_value["train/approx_kl"], model.logger.name_to_value["train/clip_fraction"]))
-
-    model.train = train_and_record
-    model.learn(5 * 17 * 3)
+    logged = learn_recording_kl_and_clipping(model, 5 * 17 * 3)
     assert logged and all(abs(kl) < 1e-7 and clip == 0.0 for kl, clip in logged)
     old_lp, new_lp, _, _, n_steps = recompute(model)
     assert n_steps == model.n_steps * model.n_envs
