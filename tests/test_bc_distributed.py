@@ -1,6 +1,5 @@
 """ElmurBC under torch.distributed: 2 processes (gloo) make the same steps as one process on the whole batch."""
 
-
 import numpy as np
 import pytest
 import torch as th
@@ -32,7 +31,11 @@ def train(rank: int | None = None, world_size: int = 1) -> dict:
     trainer.learn(UPDATES, progress_bar=False)
     stats = trainer.train_step(np.arange(6))
     params = list(model.policy.parameters())
-    return {"params": [p.detach().clone() for p in params], "grads": [None if p.grad is None else p.grad.clone() for p in params], "stats": stats}
+    return {
+        "params": [p.detach().clone() for p in params],
+        "grads": [None if p.grad is None else p.grad.clone() for p in params],
+        "stats": stats,
+    }
 
 
 def worker(rank: int, folder: str, world_size: int) -> None:
