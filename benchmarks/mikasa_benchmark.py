@@ -3,7 +3,8 @@ MIKASA-Robo memory variants, offline: behaviour cloning of the scripted expert (
 agents of the model registry (ELMUR, BC-LSTM, BC-MLP, ...), success_once on fixed evaluation seeds, beside chance,
 the expert and the ELMUR paper's table.
 
-Per task: the expert's episodes are collected once (``--data``, .npz, seeds from 10,000; reused and resumed), then
+Per task: the expert's episodes are collected once (``--data``, .npz and a local Minari dataset
+``mikasa/<task>-expert-<episodes>-v0``, seeds from 10,000; reused across runs), then
 every (model, training seed) is trained and evaluated on seeds 0..``--eval-episodes``-1 and saved as one JSON in
 ``<output>_runs/`` (an interrupted run resumes); the table goes to ``<output>.md``. State observations of the
 ``*-Memory-v0`` variants (no leaks, CPU-safe cue hiding; ``docs/mikasa.md``), end-effector control.
@@ -13,6 +14,7 @@ every (model, training seed) is trained and evaluated on seeds 0..``--eval-episo
 """
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -47,10 +49,16 @@ def dataset(task: str, episodes: int, folder: Path) -> TrajectoryDataset:
     start = time.perf_counter()
     env = make_mikasa_vec_env(task, n_envs=4, seed=DATA_SEED, **CONTROL)
     data = collect_trajectories(env, RememberColorExperts(COLORS[task]), episodes, progress_bar=True)
-    env.close()
     folder.mkdir(parents=True, exist_ok=True)
     data.save_npz(path)
     print(f"{task}: {data.n_episodes} expert episodes, {data.n_steps} steps, {time.perf_counter() - start:.0f} s")
+    if importlib.util.find_spec("minari") is not None:  # also as a local Minari dataset
+        from sb3_elmur.data.minari import to_minari
+
+        name = task.removesuffix("-v0")
+        # No env spec stored: ManiSkill registers its ids with a callable entry point, which Minari cannot serialise.
+        to_minari(data, f"mikasa/{name}-expert-{episodes}-v0", env.observation_space, env.action_space)
+    env.close()
     return data
 
 

@@ -143,3 +143,21 @@ def test_evaluation_and_the_registry_expert():
     memoryless.ignore_cue = True
     assert evaluate_success(memoryless, "RememberColor5-Memory-v0", 6, n_envs=3, **control) < 1.0
     env.close()
+
+
+@needs_mikasa
+def test_one_behaviour_cloning_update_on_expert_data():
+    from sb3_elmur.data import collect_trajectories
+    from sb3_elmur.envs.mikasa.experts import RememberColorExperts
+    from sb3_elmur.registry import TrainingInputs, get_model
+
+    env = make_mikasa_vec_env("RememberColor3-Memory-v0", n_envs=2, seed=10_000, control_mode="pd_ee_delta_pos")
+    data = collect_trajectories(env, RememberColorExperts(3), 2)
+    assert data.n_episodes == 2 and data.rewards.size == data.n_steps
+    agent = get_model("elmur").build(env, 0, {"updates": 1, "batch_size": 2})
+    before = [p.detach().clone() for p in agent.model.policy.parameters()]
+    agent.fit(TrainingInputs(dataset=data))
+    assert any(not np.allclose(a, b.detach()) for a, b in zip(before, agent.model.policy.parameters(), strict=True))
+    actions, _ = agent.model.predict(env.reset(), episode_start=np.ones(2, dtype=bool))
+    assert actions.shape == (2, 4)
+    env.close()
