@@ -942,13 +942,13 @@ def main(argv: Sequence[str] | None = None, command: str | None = None) -> list[
     argv = list(sys.argv[1:] if argv is None else argv)
     command = command or " ".join(["python benchmarks/popgym_benchmark.py", *argv])
     if args.list_models:
-        for name in list_models():
+        for name in list_models(family="popgym"):
             entry = get_model(name)
             print(f"{name:15s} {entry.kind:10s} {entry.label:14s} {entry.description}")
         return []
     track = args.track
     tasks = select_tasks(args.tasks or (["quick"] if args.quick else ["all"]))
-    models = args.models or [*list_models(track), "random", "expert"]
+    models = args.models or [*list_models(track, family="popgym"), "random", "expert"]
     models = list(dict.fromkeys(models))
     for model in models:
         get_model(model)

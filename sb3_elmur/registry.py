@@ -114,6 +114,8 @@ class ModelEntry:
     :param needs_env_id: The builder reads ``overrides["env_id"]`` (task-specific agents such as the expert).
     :param description: One line for docs and ``--list-models``.
     :param trained: The agent has a trainer (False for random and expert: their results depend on no dataset or budget).
+    :param family: The benchmark family the agent is made for (``"popgym"``, ``"mikasa"``: its experts), or None for
+        agents that apply to any task.
     """
 
     name: str
@@ -124,6 +126,7 @@ class ModelEntry:
     needs_env_id: bool = False
     description: str = ""
     trained: bool = True
+    family: str | None = None
 
     def build(self, env: VecEnv, seed: int = 0, overrides: dict[str, Any] | None = None) -> Agent:
         """
@@ -151,6 +154,7 @@ def register_model(
     description: str = "",
     trained: bool = True,
     replace: bool = False,
+    family: str | None = None,
 ) -> ModelEntry:
     """
     Add an agent to the registry (every harness that takes model names can then run it).
@@ -164,13 +168,14 @@ def register_model(
     :param description: One line for docs and listings.
     :param trained: The agent has a trainer (harnesses skip datasets and budgets for the others).
     :param replace: Allow replacing an existing entry of the same name.
+    :param family: The benchmark family the agent is made for (None: any task).
     :return: The new entry.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if name in _REGISTRY and not replace:
         raise ValueError(f"A model named {name!r} is registered already (pass replace=True to replace it)")
-    entry = ModelEntry(name, label, kind, builder, one_hot, needs_env_id, description, trained)
+    entry = ModelEntry(name, label, kind, builder, one_hot, needs_env_id, description, trained, family)
     _REGISTRY[name] = entry
     return entry
 
@@ -191,14 +196,17 @@ def get_model(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def list_models(kind: Kind | Iterable[Kind] | None = None) -> list[str]:
+def list_models(kind: Kind | Iterable[Kind] | None = None, family: str | None = None) -> list[str]:
     """
     Names of the registered models, in registration order.
 
     :param kind: Only models of this kind (or kinds).
+    :param family: Only models that apply to this benchmark family (those made for it and those for any task).
     """
     kinds = {kind} if isinstance(kind, str) else (set(kind) if kind is not None else set(KINDS))
-    return [name for name, entry in _REGISTRY.items() if entry.kind in kinds]
+    return [
+        name for name, entry in _REGISTRY.items() if entry.kind in kinds and (family is None or entry.family in (None, family))
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -509,8 +517,9 @@ register_model(
     "reference",
     build_expert,
     needs_env_id=True,
-    description="the task's history-based expert",
+    description="the POPGym task's history-based expert",
     trained=False,
+    family="popgym",
 )
 
 __all__ = [

@@ -99,6 +99,7 @@ def _register() -> None:
         register_model(
             "mikasa-expert", "Expert", "reference", build_mikasa_expert, trained=False,
             description="scripted RememberColor expert that remembers the cue (end-effector control)",
+            family="mikasa",
         )  # fmt: skip
 
 
