@@ -62,6 +62,7 @@ def elmur_kwargs(args: argparse.Namespace, method: str) -> dict[str, Any]:
         "n_slots": args.n_slots,
         "lru_lambda": lru_lambda,
         "memory_bptt": 1 if method == "elmur-detached" else None,
+        "position_bias_init": args.position_bias_init,
     }
 
 
@@ -217,6 +218,7 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=3, help="S, segments per training sample")
     parser.add_argument("--n-slots", type=int, default=2, help="M")
     parser.add_argument("--lru-lambda", type=float, default=0.1, help="lambda of the main ELMUR method")
+    parser.add_argument("--position-bias-init", default="zero", choices=["zero", "recency"], help="ElmurConfig setting")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--models-dir", help="save trained models here (and reuse them on a rerun)")
