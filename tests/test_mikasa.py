@@ -161,3 +161,18 @@ def test_one_behaviour_cloning_update_on_expert_data():
     actions, _ = agent.model.predict(env.reset(), episode_start=np.ones(2, dtype=bool))
     assert actions.shape == (2, 4)
     env.close()
+
+
+@needs_mikasa
+def test_take_it_back_needs_memory_an_expert_that_remembers_the_start_succeeds():
+    from sb3_elmur.envs.mikasa.evaluation import evaluate_success
+    from sb3_elmur.envs.mikasa.experts import TakeItBackExperts
+    from sb3_elmur.registry import get_model
+
+    control = {"control_mode": "pd_ee_delta_pos"}
+    env = make_mikasa_vec_env("TakeItBack-Memory-v0", n_envs=1, **control)
+    assert isinstance(get_model("mikasa-expert").build(env, 0, {}).model, TakeItBackExperts)
+    env.close()
+    assert evaluate_success(TakeItBackExperts(), "TakeItBack-Memory-v0", 10, n_envs=5, **control) >= 0.9
+    # Carried back to the middle lane instead of the remembered start: only the episodes that started there succeed.
+    assert evaluate_success(TakeItBackExperts(ignore_start=True), "TakeItBack-Memory-v0", 10, n_envs=5, **control) < 0.6

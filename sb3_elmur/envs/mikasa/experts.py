@@ -1,6 +1,10 @@
 """
 Scripted experts of the memory variants, acting on the same observations as the agents (no privileged state).
 
+:class:`TakeItBackExpert` remembers where the cube started, pushes it into the goal region (slowly, stopping inside
+it so that the cube stays within the arm's reach), then picks it up and carries it back to where it started.
+With ``ignore_start=True`` it carries it to the middle lane instead: a memoryless policy (about 1/3 of the episodes).
+
 :class:`RememberColorExpert` remembers the cue of the first steps and, once the cubes are back, moves the gripper
 to the cube of that colour and holds still there (end-effector control, ``control_mode="pd_ee_delta_pos"``).
 With ``ignore_cue=True`` it always goes to the cube of colour 0: a memoryless policy, which succeeds only when the
@@ -49,22 +53,114 @@ class RememberColorExpert:
         return np.array([*move, 1.0], dtype=np.float32)
 
 
-class RememberColorExperts:
-    """
-    One :class:`RememberColorExpert` per env of a VecEnv, as the callable ``experts(observations, episode_starts)``
-    that :func:`~sb3_elmur.data.collect_trajectories` takes (also SB3's stateful ``predict``).
+#: Layout of the TakeItBack memory-variant state: qpos 9, qvel 9, tcp_pose 7, goal_pos 3, cube_pose 7, goal_reached 1.
+TIB_GOAL, TIB_CUBE, TIB_REACHED = slice(25, 28), slice(28, 31), 35
+TIB_OBS_DIM = 36
 
-    :param n_colors: N of RememberColorN.
-    :param ignore_cue: Memoryless experts (see :class:`RememberColorExpert`).
+
+class TakeItBackExpert:
+    """
+    :param ignore_start: Forget the start (carry the cube to the middle lane): the memoryless baseline.
+    :param gain: Proportional gain of the end-effector motion.
+    :param push_speed: Largest action while pushing (a fast push sends the cube out of reach).
+    :param stop: Stop pushing when the cube is this close to the goal centre (the goal radius is 0.08).
     """
 
-    def __init__(self, n_colors: int, ignore_cue: bool = False) -> None:
-        self.n_colors, self.ignore_cue = n_colors, ignore_cue
-        self.experts: list[RememberColorExpert] = []
+    MIDDLE_LANE = np.array([0.0, 0.025])
+
+    def __init__(self, ignore_start: bool = False, gain: float = 10.0, push_speed: float = 0.15, stop: float = 0.06) -> None:
+        self.ignore_start, self.gain, self.push_speed, self.stop = ignore_start, gain, push_speed, stop
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the episode."""
+        self.start: np.ndarray | None = None
+        self.stage, self.returning, self.timer = "above", False, 0
+
+    def _move(self, obs: np.ndarray, target: np.ndarray, grip: float = -1.0, limit: float = 1.0) -> np.ndarray:
+        return np.array([*np.clip(self.gain * (target - obs[TCP]), -limit, limit), grip], dtype=np.float32)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The action ``[dx, dy, dz, gripper]`` for one observation of the memory variant."""
+        cube, tcp = obs[TIB_CUBE], obs[TCP]
+        if self.start is None:
+            self.start = self.MIDDLE_LANE.copy() if self.ignore_start else cube[:2].copy()
+        if obs[TIB_REACHED] > 0.5 and not self.returning:
+            self.returning, self.stage = True, "lift"
+        return self._carry_back(obs, cube, tcp) if self.returning else self._push(obs, cube, tcp)
+
+    def _push(self, obs: np.ndarray, cube: np.ndarray, tcp: np.ndarray) -> np.ndarray:
+        """Push the cube along the line to the goal, from behind it, with closed fingers."""
+        low, high = 0.02, 0.08
+        to_goal = obs[TIB_GOAL][:2] - cube[:2]
+        dist = float(np.linalg.norm(to_goal))
+        direction = to_goal / max(dist, 1e-6)
+        behind = np.array([*(cube[:2] - 0.05 * direction), low])
+        if self.stage == "above":  # above the point behind the cube
+            if np.linalg.norm(tcp[:2] - behind[:2]) < 0.01:
+                self.stage = "down"
+            return self._move(obs, np.array([*behind[:2], high]))
+        if self.stage == "down":
+            if abs(tcp[2] - low) < 0.01:
+                self.stage = "push"
+            return self._move(obs, behind)
+        offset = tcp[:2] - cube[:2]
+        along = offset @ direction
+        if np.linalg.norm(offset - along * direction) > 0.03 or along > -0.01:  # off the line: start again
+            self.stage = "above"
+            return self._move(obs, np.array([*tcp[:2], high]))
+        if dist < self.stop:
+            return self._move(obs, tcp)
+        return self._move(obs, np.array([*(cube[:2] + 0.04 * direction), low]), limit=self.push_speed)
+
+    def _carry_back(self, obs: np.ndarray, cube: np.ndarray, tcp: np.ndarray) -> np.ndarray:
+        """Lift, go over the cube, grasp it, carry it to the start and put it down."""
+        assert self.start is not None
+        if self.stage == "lift":
+            if tcp[2] > 0.045:
+                self.stage = "over"
+            return self._move(obs, np.array([*tcp[:2], 0.05]), 1.0)
+        if self.stage == "over":
+            if np.linalg.norm(tcp[:2] - cube[:2]) < 0.008:
+                self.stage = "descend"
+            return self._move(obs, np.array([*cube[:2], 0.05]), 1.0)
+        if self.stage == "descend":
+            if abs(tcp[2] - cube[2]) < 0.006:
+                self.stage, self.timer = "grasp", 0
+            return self._move(obs, cube.copy(), 1.0)
+        if self.stage == "grasp":
+            self.timer += 1
+            if self.timer > 5:
+                self.stage = "carry"
+            return self._move(obs, tcp, -1.0)
+        if self.stage == "carry":
+            if np.linalg.norm(tcp[:2] - self.start) < 0.01:
+                self.stage = "place"
+            return self._move(obs, np.array([*self.start, 0.05]), -1.0)
+        if self.stage == "place":
+            if tcp[2] < 0.03:
+                self.stage = "release"
+            return self._move(obs, np.array([*self.start, 0.025]), -1.0)
+        return self._move(obs, np.array([*tcp[:2], 0.08]), 1.0)
+
+
+class ScriptedExperts:
+    """
+    One scripted expert per env of a VecEnv, as the callable ``experts(observations, episode_starts)`` that
+    :func:`~sb3_elmur.data.collect_trajectories` takes (also SB3's stateful ``predict``). The experts are made at the
+    first call, by :meth:`make_expert`.
+    """
+
+    def __init__(self) -> None:
+        self.experts: list[Any] = []
+
+    def make_expert(self) -> Any:
+        """A new expert for one env."""
+        raise NotImplementedError
 
     def __call__(self, observations: np.ndarray, episode_starts: np.ndarray) -> np.ndarray:
         if len(self.experts) != len(observations):
-            self.experts = [RememberColorExpert(self.n_colors, self.ignore_cue) for _ in observations]
+            self.experts = [self.make_expert() for _ in observations]
         for expert, start in zip(self.experts, episode_starts, strict=True):
             if start:
                 expert.reset()
@@ -82,14 +178,49 @@ class RememberColorExperts:
         return self(observation, starts), None
 
 
+class RememberColorExperts(ScriptedExperts):
+    """
+    :class:`RememberColorExpert` for every env.
+
+    :param n_colors: N of RememberColorN.
+    :param ignore_cue: Memoryless experts (see :class:`RememberColorExpert`).
+    """
+
+    def __init__(self, n_colors: int, ignore_cue: bool = False) -> None:
+        super().__init__()
+        self.n_colors, self.ignore_cue = n_colors, ignore_cue
+
+    def make_expert(self) -> RememberColorExpert:
+        return RememberColorExpert(self.n_colors, self.ignore_cue)
+
+
+class TakeItBackExperts(ScriptedExperts):
+    """
+    :class:`TakeItBackExpert` for every env.
+
+    :param ignore_start: Memoryless experts (see :class:`TakeItBackExpert`).
+    """
+
+    def __init__(self, ignore_start: bool = False) -> None:
+        super().__init__()
+        self.ignore_start = ignore_start
+
+    def make_expert(self) -> TakeItBackExpert:
+        return TakeItBackExpert(self.ignore_start)
+
+
 def build_mikasa_expert(env: Any, seed: int, overrides: dict[str, Any]) -> Any:
-    """Registry builder: the scripted RememberColor expert for the env's N (read from its observation size)."""
+    """Registry builder: the scripted expert of the env's task (TakeItBack, or RememberColorN with N read from the
+    observation size)."""
     from sb3_elmur.registry import Agent
 
-    n_colors = overrides.pop("n_colors", None) or (env.observation_space.shape[0] - CUBES_START) // 4
+    size = env.observation_space.shape[0]
+    n_colors = overrides.pop("n_colors", None)
     if overrides:
         raise ValueError(f"unknown settings for the MIKASA expert: {sorted(overrides)}")
-    return Agent(RememberColorExperts(int(n_colors)), {})
+    if n_colors is None and size == TIB_OBS_DIM:
+        return Agent(TakeItBackExperts(), {})
+    return Agent(RememberColorExperts(int(n_colors or (size - CUBES_START) // 4)), {})
 
 
 def _register() -> None:
@@ -98,7 +229,7 @@ def _register() -> None:
     if "mikasa-expert" not in list_models():
         register_model(
             "mikasa-expert", "Expert", "reference", build_mikasa_expert, trained=False,
-            description="scripted RememberColor expert that remembers the cue (end-effector control)",
+            description="scripted RememberColor / TakeItBack expert with memory (end-effector control)",
             family="mikasa",
         )  # fmt: skip
 
