@@ -195,13 +195,12 @@ class ElmurBC:
         have a gradient depends on the model only (the critic's head has none in behaviour cloning), so it is the
         same in every process; those without one keep None (AdamW then leaves them alone, weight decay included).
         """
-        params = [p for p in self.policy.parameters() if p.grad is not None]
-        grads = [p.grad for p in params]
+        grads = [p.grad for p in self.policy.parameters() if p.grad is not None]
         flat = th.cat([g.reshape(-1) for g in grads] + [th.tensor(totals, device=grads[0].device, dtype=grads[0].dtype)])
         dist.all_reduce(flat, group=self.process_group)
         offset = 0
-        for param, grad in zip(params, grads, strict=True):
-            param.grad = flat[offset : offset + grad.numel()].view_as(param).clone()
+        for grad in grads:  # the sums back into the gradients, in place
+            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
             offset += grad.numel()
         return flat[offset:].tolist()
 

@@ -58,7 +58,10 @@ class ActingStep(nn.Module):
             self.register_buffer("high", th.as_tensor(space.high, dtype=th.float32), persistent=False)
 
     def _action(self, latent_pi: th.Tensor) -> th.Tensor:
-        """The deterministic action of each row, from the action head's output (no distribution object)."""
+        """
+        The deterministic action of each row, from the action head's output. Not through the policy's distribution
+        object: torch.distributions checks its arguments with data-dependent branches, which torch.export refuses.
+        """
         policy, space = self.policy, self.policy.action_space
         params = policy.action_net(policy.mlp_extractor.forward_actor(latent_pi))
         if isinstance(space, spaces.Discrete):

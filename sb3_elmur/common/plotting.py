@@ -84,15 +84,15 @@ def record_memory_timeline(
     try:
         for _ in range(max_steps):
             action, state = policy.predict_stream(_batch_of_one(obs), state, start, deterministic)
-            occupied = state.memory.timestamps[0] >= 0  # [L, M]; the read saw the memory before this step's commit
+            n_slots = policy.elmur_config.n_slots
             step_mass = []
             for index, read in enumerate(reads):
                 if read is None or not read.captured_weights:
-                    step_mass.append(th.zeros(occupied.shape[-1]))
+                    step_mass.append(th.zeros(n_slots))
                     continue
                 weights = read.captured_weights.pop()[0, 0, 0].mean(-1)  # actor tower, env 0, the step's token: [M]
                 read.captured_weights.clear()
-                step_mass.append(weights.cpu() * _read_mask(timestamps, index, occupied.shape[-1]))
+                step_mass.append(weights.cpu() * _read_mask(timestamps, index, n_slots))
             mass.append(th.stack(step_mass).numpy())
             timestamps.append(state.memory.timestamps[0].cpu().numpy().copy())
             obs, reward, terminated, truncated, _ = env.step(action[0])
