@@ -1,5 +1,6 @@
 """
 MIKASA-Robo (ManiSkill3 robot memory tasks) as SB3-ready envs on the CPU backend (``bash scripts/setup_mikasa.sh``).
+The RGB pipeline (expert data recorded in RGB, a CNN encoder over both cameras) is in :mod:`sb3_elmur.envs.mikasa.rgb`.
 Importing it also registers the scripted expert in the model registry (``"mikasa-expert"``).
 """
 
@@ -12,5 +13,30 @@ from sb3_elmur.envs.mikasa.adapter import (
     make_mikasa_vec_env,
     mikasa_available,
 )
+from sb3_elmur.envs.mikasa.rgb import (
+    RGB_ENV_KWARGS,
+    MikasaRGBExtractor,
+    StateAlongside,
+    StateExpert,
+    collect_rgb_trajectories,
+    concatenate_datasets,
+    make_rgb_collection_env,
+    match_image_layout,
+)
 
-__all__ = ["MIKASA_IDS", "MikasaInfo", "check_mikasa_id", "make_mikasa_env", "make_mikasa_vec_env", "mikasa_available"]
+__all__ = [
+    "MIKASA_IDS",
+    "RGB_ENV_KWARGS",
+    "MikasaInfo",
+    "MikasaRGBExtractor",
+    "StateAlongside",
+    "StateExpert",
+    "check_mikasa_id",
+    "collect_rgb_trajectories",
+    "concatenate_datasets",
+    "make_mikasa_env",
+    "make_mikasa_vec_env",
+    "make_rgb_collection_env",
+    "match_image_layout",
+    "mikasa_available",
+]

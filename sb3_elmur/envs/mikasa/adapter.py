@@ -13,7 +13,7 @@ Needs ``bash scripts/setup_mikasa.sh`` (mani-skill, mikasa-robo-suite without it
 
 import difflib
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -115,7 +115,13 @@ class RGBProprio(gym.ObservationWrapper):
         return {"rgb": rgb.astype(np.uint8), "proprio": proprio}
 
 
-def make_mikasa_env(env_id: str, obs_mode: str = "state", seed: int | None = None, **kwargs: Any) -> gym.Env:
+def make_mikasa_env(
+    env_id: str,
+    obs_mode: str = "state",
+    seed: int | None = None,
+    wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
+    **kwargs: Any,
+) -> gym.Env:
     """
     One MIKASA-Robo env on the CPU backend with numpy observations (see the module documentation).
 
@@ -123,6 +129,8 @@ def make_mikasa_env(env_id: str, obs_mode: str = "state", seed: int | None = Non
     :param obs_mode: ManiSkill's observation mode: ``"state"`` (a flat vector, which includes the cue: not a memory
         test) or ``"rgb"`` (the paper's setting, as :class:`RGBProprio`).
     :param seed: Seed of the first ``reset`` (later resets continue from it unless given a seed).
+    :param wrappers: Wrappers applied to the ManiSkill env itself (batched torch tensors, before ``CPUGymWrapper``),
+        innermost first; e.g. :class:`~sb3_elmur.envs.mikasa.rgb.StateAlongside`.
     :param kwargs: Keyword arguments of the env (e.g. ``control_mode``).
     """
     check_mikasa_id(env_id)
@@ -133,6 +141,8 @@ def make_mikasa_env(env_id: str, obs_mode: str = "state", seed: int | None = Non
     import sb3_elmur.envs.mikasa.memory_variants  # noqa: F401  (registers the memory variants)
 
     env = gym.make(env_id, obs_mode=obs_mode, sim_backend="physx_cpu", render_backend="cpu", num_envs=1, **kwargs)
+    for wrapper in wrappers:
+        env = wrapper(env)
     env = MikasaInfo(CPUGymWrapper(env))
     if obs_mode == "rgb":
         env = RGBProprio(env)
