@@ -36,6 +36,7 @@ from sb3_elmur.bc import ElmurBC
 from sb3_elmur.data import TrajectoryDataset, collect_trajectories
 from sb3_elmur.envs.tmaze import TMazeOracle, TMazeVecEnv
 from sb3_elmur.envs.tmaze_parallel import evaluate_tmaze_parallel
+from sb3_elmur.registry import COMPILE_MIN_UPDATES
 
 QUICK_LENGTHS = [9, 30, 90, 150, 300, 600, 900, 1200, 2400, 4800, 9600]
 FULL_LENGTHS = [*QUICK_LENGTHS, 100_000, 1_000_000]
@@ -90,9 +91,10 @@ def train(method: str, data: Callable[[], TrajectoryDataset], args: argparse.Nam
     if method == "elmur-ppo":
         model.learn(args.ppo_steps, progress_bar=True)
         return model
+    compiled = {"yes": True, "no": False, "auto": settings["updates"] >= COMPILE_MIN_UPDATES}[args.compile]
     trainer = ElmurBC(
         model, data(), segments_per_sample=args.segments, batch_size=64, learning_rate=settings["learning_rate"],
-        warmup_steps=20, seed=args.seed, segment_len=args.segment_len,
+        warmup_steps=20, seed=args.seed, segment_len=args.segment_len, compile_backbone=compiled,
     )  # fmt: skip
     trainer.learn(settings["updates"])
     return model
@@ -220,6 +222,12 @@ def main() -> None:
     parser.add_argument("--lru-lambda", type=float, default=0.1, help="lambda of the main ELMUR method")
     parser.add_argument("--position-bias-init", default="zero", choices=["zero", "recency"], help="ElmurConfig setting")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--compile",
+        default="auto",
+        choices=["auto", "yes", "no"],
+        help=f"ELMUR cloning through torch.compile (auto: from {COMPILE_MIN_UPDATES} updates on, where it pays)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--models-dir", help="save trained models here (and reuse them on a rerun)")
     parser.add_argument("--output", help="results folder: DIR/<method>.json, DIR.md (table) and DIR.png (plot)")

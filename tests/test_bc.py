@@ -70,3 +70,41 @@ def test_warmup_then_cosine():
 
 def test_elmur_bc_is_exported_at_the_top_level():
     assert ElmurBC is BCFromItsModule
+
+
+def test_compile_backbone_routes_training_only_through_the_compiled_path(monkeypatch):
+    """ElmurBC(compile_backbone=True) trains through the compiled forward; the model keeps its eager setting."""
+    _, data, model = setup(n_episodes=8)
+    policy = model.policy
+    seen: list[bool] = []
+    eager = policy.backbone.forward_towers
+
+    def parallel_forward():
+        seen.append(policy.compile_backbone)
+        return eager  # what the compiled function computes, without paying for a compilation here
+
+    monkeypatch.setattr(policy, "_parallel_forward", parallel_forward)
+    ElmurBC(model, data, batch_size=4, seed=0, compile_backbone=True).learn(2, progress_bar=False)
+    assert seen and all(seen)
+    assert policy.compile_backbone is False, "the model's own setting is restored after training"
+    seen.clear()
+    ElmurBC(model, data, batch_size=4, seed=0).learn(2, progress_bar=False)  # None: the policy's setting
+    assert seen and not any(seen)
+    with policy.compiled_training(True):
+        assert policy.compile_backbone
+        with pytest.raises(RuntimeError), policy.compiled_training(None):
+            raise RuntimeError  # restored even when training fails
+        assert policy.compile_backbone
+    assert policy.compile_backbone is False
+
+
+@pytest.mark.slow  # one compilation with gradient: a minute or two on a 2-core CPU with a cold cache
+def test_compiled_bc_takes_the_steps_of_eager_bc():
+    models = []
+    for compiled in (False, True):
+        _, data, model = setup(n_episodes=16)
+        ElmurBC(model, data, batch_size=8, seed=0, compile_backbone=compiled).learn(5, progress_bar=False)
+        models.append(model)
+    assert models[1].policy._compiled_forward is not None
+    for a, b in zip(models[0].policy.parameters(), models[1].policy.parameters(), strict=True):
+        assert th.allclose(a, b, atol=1e-4)

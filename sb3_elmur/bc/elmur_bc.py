@@ -11,6 +11,7 @@ with ``model.save`` and fine-tune it with ``ElmurPPO.load(...).learn(...)``.
 """
 
 import math
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,11 @@ class ElmurBC:
         every process makes the step one process would make on the whole batch. Default: the default group when
         ``torch.distributed`` is initialised, else none. Give every process the same model (seed) and dataset;
         only rank 0 shows a progress bar and writes TensorBoard logs; save checkpoints from rank 0.
+    :param compile_backbone: ELMUR policies: train through ``torch.compile`` of the backbone's parallel path
+        (True) or eagerly (False); None follows the policy's own ``compile_backbone``. Only training is affected:
+        the model keeps its setting for acting, evaluation and saving. On a CPU the compiled update is 2-2.5x
+        faster at the paper's sizes; the first compilation of a model shape costs 1-2 minutes, later runs reuse
+        torch's on-disk cache (see docs/bc.md). Ignored for LSTM and MLP policies.
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class ElmurBC:
         seed: int | None = None,
         segment_len: int = 10,
         process_group: Any = None,
+        compile_backbone: bool | None = None,
     ) -> None:
         check_sequence_policy(model.policy)
         if segments_per_sample < 1 or batch_size < 1:
@@ -106,6 +113,7 @@ class ElmurBC:
         self.memory_bptt = memory_bptt
         self.ent_coef = ent_coef
         self.tensorboard_log = tensorboard_log
+        self.compile_backbone = compile_backbone
         # Batch order derives from (seed, update index): a resumed run draws the same batches.
         self.seed = int(np.random.SeedSequence().entropy % 2**62) if seed is None else seed
         if seed is not None:
@@ -211,7 +219,9 @@ class ElmurBC:
         Log-probabilities and entropies of a chunk's real steps (row by row) and the recurrent state to
         carry into the next chunk (ELMUR memory, LSTM states, or nothing for an MLP), detached.
         """
-        distribution, carry = actor_sequence(self.policy, obs, timesteps, mask, carry, memory_bptt=self.memory_bptt)
+        elmur = isinstance(self.policy, ElmurActorCriticPolicy)
+        with self.policy.compiled_training(self.compile_backbone) if elmur else nullcontext():
+            distribution, carry = actor_sequence(self.policy, obs, timesteps, mask, carry, memory_bptt=self.memory_bptt)
         return distribution.log_prob(actions[mask]), distribution.entropy(), detach_carry(carry)
 
     def learn(self, n_updates: int, progress_bar: bool = True, log_interval: int = 10) -> BaseAlgorithm:

@@ -1,6 +1,8 @@
 """The ELMUR actor-critic policy: SB3's ActorCriticPolicy with an ELMUR backbone between features and heads."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -330,6 +332,21 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         return self.value_net(self.mlp_extractor.forward_critic(self._latents(out, features)[1]))
 
     # ------------------------------------------------------------------ training (parallel path)
+    @contextmanager
+    def compiled_training(self, enabled: bool | None) -> Iterator[None]:
+        """
+        Inside the block the parallel path runs compiled (``enabled`` True) or eager (False), whatever
+        ``compile_backbone`` says; the setting is restored after (None: keep it). The compiled function is
+        kept for later blocks.
+        """
+        previous = self.compile_backbone
+        if enabled is not None:
+            self.compile_backbone = enabled
+        try:
+            yield
+        finally:
+            self.compile_backbone = previous
+
     def _parallel_forward(self) -> Any:
         """The backbone's parallel path, compiled on first use when ``compile_backbone`` is set."""
         if not self.compile_backbone:
