@@ -26,7 +26,8 @@ import torch as th
 
 from sb3_elmur.data import TrajectoryDataset, collect_trajectories
 from sb3_elmur.envs.mikasa import make_mikasa_vec_env
-from sb3_elmur.envs.mikasa.evaluation import evaluate_success
+from sb3_elmur.envs.mikasa.evaluation import evaluate_episodes
+from sb3_elmur.envs.mikasa.memory_variants import OBS_VERSION
 from sb3_elmur.registry import TrainingInputs, get_model
 
 CONTROL = {"control_mode": "pd_ee_delta_pos"}
@@ -44,12 +45,24 @@ DATA_SEED = 10_000  # collection seeds never meet the evaluation seeds 0..n-1
 
 
 def dataset(task: str, episodes: int, folder: Path) -> TrajectoryDataset:
-    """The expert's episodes of a task (collected once, then loaded)."""
-    path = folder / f"{task}-{episodes}.npz"
-    if path.exists():
-        return TrajectoryDataset.load_npz(path)
-    start = time.perf_counter()
+    """
+    The expert's episodes of a task (collected once, then loaded). The file name carries the state's
+    ``OBS_VERSION``, so data of an older layout is never reused (and a file whose observations do not fit the env is
+    collected again).
+
+    :param task: A memory-variant id.
+    :param episodes: Expert episodes.
+    :param folder: Where the data lies.
+    """
+    path = folder / f"{task}-obs{OBS_VERSION}-{episodes}.npz"
     env = make_mikasa_vec_env(task, n_envs=4, seed=DATA_SEED, **CONTROL)
+    if path.exists():
+        data = TrajectoryDataset.load_npz(path)
+        if data.observations.shape[1:] == env.observation_space.shape:
+            env.close()
+            return data
+        print(f"{path}: observations of shape {data.observations.shape[1:]}, not the env's; collecting again")
+    start = time.perf_counter()
     expert = get_model("mikasa-expert").build(env, 0, {}).model  # the task's scripted expert
     data = collect_trajectories(env, expert, episodes, progress_bar=True)
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,7 +73,7 @@ def dataset(task: str, episodes: int, folder: Path) -> TrajectoryDataset:
 
         name = task.removesuffix("-v0")
         # No env spec stored: ManiSkill registers its ids with a callable entry point, which Minari cannot serialise.
-        to_minari(data, f"mikasa/{name}-expert-{episodes}-v0", env.observation_space, env.action_space)
+        to_minari(data, f"mikasa/{name}-expert-{episodes}-v{OBS_VERSION}", env.observation_space, env.action_space)
     env.close()
     return data
 
@@ -74,29 +87,77 @@ def run(task: str, model: str, seed: int, data: TrajectoryDataset | None, args: 
     start = time.perf_counter()
     agent.fit(TrainingInputs(dataset=data, seed=seed, progress_bar=False))
     train_s = time.perf_counter() - start
-    success = evaluate_success(agent.model, task, args.eval_episodes, seed=0, n_envs=4, **CONTROL)
+    start = time.perf_counter()
+    episodes = evaluate_episodes(agent.model, task, args.eval_episodes, seed=0, n_envs=4, **CONTROL)
+    eval_s = time.perf_counter() - start
     env.close()
-    return {"task": task, "model": model, "seed": seed, "success": success, "train_s": train_s,
-            "episodes": data.n_episodes if data else 0, "updates": args.updates if entry.trained else 0,
-            "eval_episodes": args.eval_episodes}  # fmt: skip
+    result = {"task": task, "model": model, "seed": seed, "success": float(np.mean([e["success"] for e in episodes])),
+              "train_s": train_s, "eval_s": eval_s, "episodes": data.n_episodes if data else 0,
+              "updates": args.updates if entry.trained else 0, "eval_episodes": args.eval_episodes,
+              "obs_version": OBS_VERSION}  # fmt: skip
+    for key in ("reached_cube", "reached_target"):  # RememberColor: what the policy reached (evaluate_episodes)
+        if key in episodes[0]:
+            result[key] = float(np.mean([e[key] for e in episodes]))
+    if "final_target_distance" in episodes[0]:
+        result["median_final_target_distance"] = float(np.median([e["final_target_distance"] for e in episodes]))
+    return result
 
 
-def report(results: list[dict[str, Any]], tasks: list[str], models: list[str], command: str) -> str:
+def report(results: list[dict[str, Any]], tasks: list[str], models: list[str], command: str, expected: int) -> str:
+    """
+    The results as Markdown: success_once beside chance and the paper, then per run what a RememberColor policy
+    reached and how long training and evaluation took.
+
+    :param results: The run JSONs.
+    :param tasks: Tasks (rows).
+    :param models: Registry names (columns).
+    :param command: The command line shown above the table.
+    :param expected: The number of runs the command asks for (the table says how many are done).
+    """
+    eval_episodes = results[0]["eval_episodes"] if results else 0
+    labels = [get_model(m).label for m in models]
     lines = [
-        f"Produced by `{command}`. success_once on seeds 0..{results[0]['eval_episodes'] - 1} (state observations of the "
-        "memory variants, end-effector control), mean [min, max] over training seeds; the paper's numbers are for RGB "
-        "observations and are shown for orientation only.",
+        f"Produced by `{command}` ({len(results)} of {expected} runs done). success_once on seeds 0..{eval_episodes - 1} "
+        "(state observations of the memory variants, end-effector control), mean [min, max] over training seeds; the "
+        "paper's numbers are for RGB observations and are shown for orientation only.",
         "",
-        "| task | chance | " + " | ".join(get_model(m).label for m in models) + " | paper ELMUR / RATE / BC-MLP |",
+        "| task | chance | " + " | ".join(labels) + " | paper ELMUR / RATE / BC-MLP |",
         "|---|---:|" + "---:|" * len(models) + "---|",
+    ]
+
+    def runs_of(task: str, model: str) -> list[dict[str, Any]]:
+        return [r for r in results if r["task"] == task and r["model"] == model]
+
+    def cell(values: list[float], digits: int = 2) -> str:
+        return f"{np.mean(values):.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]" if values else "-"
+
+    for task in tasks:
+        cells = [cell([r["success"] for r in runs_of(task, model)]) for model in models]
+        paper = " / ".join(f"{v:.2f}" for v in PAPER[task])
+        lines.append(f"| {task} | {CHANCE[task]:.2f} | " + " | ".join(cells) + f" | {paper} |")
+    lines += [
+        "",
+        "Per model: reached any cube / reached the target cube (RememberColor: the TCP within the success radius at "
+        "some step, static or not), and training / evaluation minutes per run (mean).",
+        "",
+        "| task | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(models),
     ]
     for task in tasks:
         cells = []
         for model in models:
-            values = [r["success"] for r in results if r["task"] == task and r["model"] == model]
-            cells.append(f"{np.mean(values):.2f} [{min(values):.2f}, {max(values):.2f}]" if values else "-")
-        paper = " / ".join(f"{v:.2f}" for v in PAPER[task])
-        lines.append(f"| {task} | {CHANCE[task]:.2f} | " + " | ".join(cells) + f" | {paper} |")
+            runs = runs_of(task, model)
+            if not runs:
+                cells.append("-")
+                continue
+            mean = {
+                key: np.mean([r.get(key, 0.0) for r in runs])
+                for key in ("reached_cube", "reached_target", "train_s", "eval_s")
+            }
+            reach = f"{mean['reached_cube']:.2f} / {mean['reached_target']:.2f}, " if "reached_cube" in runs[0] else ""
+            minutes = f"{mean['train_s'] / 60:.1f} / {mean['eval_s'] / 60:.1f} min"
+            cells.append(reach + minutes)
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -111,6 +172,7 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int)
     parser.add_argument("--data", default=str(Path.home() / ".cache" / "sb3_elmur" / "mikasa"))
     parser.add_argument("--output", help="default docs/results/mikasa_offline[_quick]")
+    parser.add_argument("--table-only", action="store_true", help="write the table of the runs done so far, run nothing")
     args = parser.parse_args()
     quick = args.quick
     tasks = args.tasks or (["RememberColor3-Memory-v0"] if quick else list(CHANCE))
@@ -132,7 +194,11 @@ def main() -> None:
             for seed in seeds if trained else [0]:
                 path = runs / f"{task}__{model}__seed{seed}.json"
                 if path.exists():
-                    results.append(json.loads(path.read_text()))
+                    saved = json.loads(path.read_text())
+                    if saved.get("obs_version", 0) == OBS_VERSION:  # runs on an older state layout are run again
+                        results.append(saved)
+                        continue
+                if args.table_only:
                     continue
                 if trained and data is None:
                     data = dataset(task, args.episodes, Path(args.data))
@@ -142,7 +208,8 @@ def main() -> None:
                 tmp.replace(path)
                 results.append(result)
                 print(f"{task} {model} seed {seed}: success_once {result['success']:.2f}", flush=True)
-    table = report(results, tasks, models, command)
+    expected = len(tasks) * sum(len(seeds) if get_model(m).trained else 1 for m in models)
+    table = report(results, tasks, models, command, expected)
     output.with_suffix(".md").write_text(table)
     print(table)
 

@@ -79,13 +79,18 @@ def test_memory_variant_hides_the_cue_without_teleporting_the_cubes_away():
     obs, _ = env.reset(seed=0)
     raw = env.unwrapped
     target = int(raw.true_color_indices[0])
-    heights, cues, positions = [], [obs[-3:]], [obs[25:34]]
+    heights, cues, positions, offsets, tcps = [], [obs[-3:]], [obs[25:34]], [obs[34:43]], [obs[18:21]]
+    true_positions, true_tcps = [], []
     for _ in range(20):
         obs, *_ = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
         heights.append([float(raw.cubes[key].pose.p[0, 2]) for key in sorted(raw.cubes)])
+        true_positions.append(np.stack([raw.cubes[key].pose.p[0].numpy() for key in sorted(raw.cubes)]))
+        true_tcps.append(raw.agent.tcp.pose.p[0].numpy())
         cues.append(obs[-3:])
         positions.append(obs[25:34])
-    heights, cues, positions = np.array(heights), np.array(cues), np.array(positions)
+        offsets.append(obs[34:43])
+        tcps.append(obs[18:21])
+    heights, cues, positions, offsets, tcps = map(np.array, (heights, cues, positions, offsets, tcps))
     others = [key for key in range(3) if key != target]
     assert (heights[:4, target] < 0.05).all() and (heights[:4][:, others] > 999).all(), "cue: the target alone, shown"
     assert (heights[4:9] > 999).all(), "empty table"
@@ -93,7 +98,13 @@ def test_memory_variant_hides_the_cue_without_teleporting_the_cubes_away():
     # The state: the cue one-hot during the cue steps only, the cube positions only once they are back.
     assert (cues[:5] == np.eye(3)[target]).all() and (cues[5:] == 0).all()
     assert (positions[:10] == 0).all() and (np.abs(positions[10:]) > 0).any(axis=1).all()
-    assert obs.shape == (18 + 7 + 4 * 3,)
+    assert np.allclose(positions[10:].reshape(-1, 3, 3), np.array(true_positions)[9:], atol=1e-6), "the cubes' own poses"
+    # cube - TCP: zeros while the cubes are hidden, like the positions; afterwards each cube's offset from the TCP.
+    assert (offsets[:10] == 0).all() and (np.abs(offsets[10:]) > 0.01).any(axis=1).all()
+    expected = positions[10:].reshape(-1, 3, 3) - tcps[10:, None]
+    assert np.allclose(offsets[10:].reshape(-1, 3, 3), expected, atol=1e-6)
+    assert np.allclose(tcps[1:], np.array(true_tcps), atol=1e-6)
+    assert obs.shape == (18 + 7 + 7 * 3,)
     env.close()
 
 
@@ -143,6 +154,33 @@ def test_evaluation_and_the_registry_expert():
     memoryless.ignore_cue = True
     assert evaluate_success(memoryless, "RememberColor5-Memory-v0", 6, n_envs=3, **control) < 1.0
     env.close()
+
+
+@needs_mikasa
+def test_evaluation_tells_reaching_a_cube_from_reaching_the_target():
+    from sb3_elmur.envs.mikasa.evaluation import evaluate_episodes
+    from sb3_elmur.envs.mikasa.experts import RememberColorExperts
+
+    control = {"control_mode": "pd_ee_delta_pos"}
+    expert = evaluate_episodes(RememberColorExperts(5), "RememberColor5-Memory-v0", 4, n_envs=4, **control)
+    assert all(e["success"] and e["reached_target"] and e["final_target_distance"] < 0.05 for e in expert)
+    # Colour 0 every time: it reaches a cube in every episode, the target only where colour 0 is the target.
+    memoryless = evaluate_episodes(
+        RememberColorExperts(5, ignore_cue=True), "RememberColor5-Memory-v0", 4, n_envs=4, **control
+    )
+    assert all(e["reached_cube"] and e["final_nearest_distance"] < 0.05 for e in memoryless)
+    assert [e["reached_target"] for e in memoryless] == [e["success"] for e in memoryless]
+    assert not all(e["success"] for e in memoryless)
+    # A policy that never moves reaches nothing (the cubes are more than 0.05 from the start of the TCP).
+    still = evaluate_episodes(_Still(), "RememberColor5-Memory-v0", 4, n_envs=4, **control)
+    assert not any(e["reached_cube"] or e["success"] for e in still) and all(e["length"] == 60 for e in still)
+
+
+class _Still:
+    """A policy that holds the arm still (gripper open)."""
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        return np.tile(np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32), (len(observation), 1)), None
 
 
 @needs_mikasa

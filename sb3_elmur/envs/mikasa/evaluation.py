@@ -1,4 +1,4 @@
-"""success_once of a policy on MIKASA-Robo, on fixed seeds."""
+"""success_once of a policy on MIKASA-Robo, on fixed seeds, and what a RememberColor policy reached."""
 
 from collections.abc import Callable
 from typing import Any
@@ -6,6 +6,96 @@ from typing import Any
 import numpy as np
 
 from sb3_elmur.envs.mikasa.adapter import make_mikasa_vec_env
+from sb3_elmur.envs.mikasa.experts import remember_color_layout
+
+#: RememberColor's success radius (TCP to the target cube's centre; the suite's ``GOAL_THRESH``).
+REACH_RADIUS = 0.05
+
+
+def _remember_color_colors(env_id: str) -> int | None:
+    """N of a ``RememberColorN-Memory-v0`` id (whose state layout is known), else None."""
+    prefix = "RememberColor"
+    if env_id.startswith(prefix) and "-Memory-" in env_id:
+        return int(env_id[len(prefix) :].split("-")[0])
+    return None
+
+
+class _ReachTracker:
+    """Distances from the TCP to the cubes of one RememberColor episode, read from the observations alone."""
+
+    def __init__(self, n_colors: int, first_obs: np.ndarray) -> None:
+        self.n, self.layout = n_colors, remember_color_layout(n_colors)
+        self.target = int(np.argmax(first_obs[self.layout["cue"]]))  # the cue is shown at the first step
+        self.nearest: list[float] = []
+        self.to_target: list[float] = []
+
+    def update(self, obs: np.ndarray) -> None:
+        positions = obs[self.layout["positions"]].reshape(self.n, 3)
+        if positions.any():  # the cubes are back
+            distances = np.linalg.norm(positions - obs[self.layout["tcp"]], axis=1)
+            self.nearest.append(float(distances.min()))
+            self.to_target.append(float(distances[self.target]))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "reached_cube": bool(self.nearest) and min(self.nearest) <= REACH_RADIUS,
+            "reached_target": bool(self.to_target) and min(self.to_target) <= REACH_RADIUS,
+            "final_nearest_distance": self.nearest[-1] if self.nearest else float("nan"),
+            "final_target_distance": self.to_target[-1] if self.to_target else float("nan"),
+        }
+
+
+def evaluate_episodes(
+    policy: Any,
+    env_id: str,
+    n_episodes: int = 100,
+    seed: int = 0,
+    n_envs: int = 4,
+    deterministic: bool = True,
+    make_env: Callable[..., Any] = make_mikasa_vec_env,
+    **env_kwargs: Any,
+) -> list[dict[str, Any]]:
+    """
+    Run ``n_episodes`` episodes (seeds ``seed .. seed + n_episodes - 1``) with SB3's stateful ``predict`` and
+    describe each: ``success`` (the task solved at some step: ``success_once``) and ``length``; on the RememberColor
+    memory variants also ``reached_cube`` / ``reached_target`` (the TCP came within the success radius of any cube
+    / of the target cube, static or not), ``final_nearest_distance`` and ``final_target_distance`` (at the last step).
+
+    :param policy: Anything with ``predict(observation, state, episode_start, deterministic)``.
+    :param env_id: A MIKASA-Robo id.
+    :param n_episodes: Episodes (a multiple of ``n_envs`` keeps every env busy).
+    :param seed: First seed.
+    :param n_envs: Envs run side by side; each runs ``n_episodes / n_envs`` episodes on consecutive seeds.
+    :param deterministic: Greedy actions.
+    :param make_env: Builds the VecEnv: ``make_env(env_id, n_envs=, seed=, **env_kwargs)``.
+    :param env_kwargs: Keyword arguments of the env (e.g. ``control_mode``).
+    :return: One dict per episode, in seed order.
+    """
+    n_colors = _remember_color_colors(env_id)
+    episodes: list[dict[str, Any]] = []
+    for first in range(seed, seed + n_episodes, n_envs):
+        batch = min(n_envs, seed + n_episodes - first)
+        env = make_env(env_id, n_envs=batch, seed=first, **env_kwargs)
+        obs, state, starts = env.reset(), None, np.ones(batch, dtype=bool)
+        trackers = [_ReachTracker(n_colors, o) for o in obs] if n_colors else None
+        done = np.zeros(batch, dtype=bool)
+        outcome: list[dict[str, Any]] = [{} for _ in range(batch)]
+        while not done.all():
+            actions, state = policy.predict(obs, state=state, episode_start=starts, deterministic=deterministic)
+            obs, _, dones, infos = env.step(actions)
+            for i in np.flatnonzero(~done):
+                last = infos[i]["terminal_observation"] if dones[i] else obs[i]  # obs[i] is already the next episode's
+                if trackers is not None:
+                    trackers[i].update(last)
+                if dones[i]:
+                    outcome[i] = {"success": bool(infos[i].get("is_success", False)), "length": int(infos[i]["episode"]["l"])}
+                    if trackers is not None:
+                        outcome[i].update(trackers[i].summary())
+            done |= dones
+            starts = dones
+        env.close()
+        episodes.extend(outcome)
+    return episodes
 
 
 def evaluate_success(
@@ -20,7 +110,7 @@ def evaluate_success(
 ) -> float:
     """
     Fraction of ``n_episodes`` episodes (seeds ``seed .. seed + n_episodes - 1``) in which the task was solved at some
-    step (``success_once``), with SB3's stateful ``predict``.
+    step (``success_once``), with SB3's stateful ``predict`` (see :func:`evaluate_episodes`).
 
     :param policy: Anything with ``predict(observation, state, episode_start, deterministic)``.
     :param env_id: A MIKASA-Robo id.
@@ -28,22 +118,8 @@ def evaluate_success(
     :param seed: First seed.
     :param n_envs: Envs run side by side; each runs ``n_episodes / n_envs`` episodes on consecutive seeds.
     :param deterministic: Greedy actions.
+    :param make_env: Builds the VecEnv: ``make_env(env_id, n_envs=, seed=, **env_kwargs)``.
     :param env_kwargs: Keyword arguments of the env (e.g. ``control_mode``).
     """
-    successes: list[bool] = []
-    for first in range(seed, seed + n_episodes, n_envs):
-        batch = min(n_envs, seed + n_episodes - first)
-        env = make_env(env_id, n_envs=batch, seed=first, **env_kwargs)
-        obs, state, starts = env.reset(), None, np.ones(batch, dtype=bool)
-        done = np.zeros(batch, dtype=bool)
-        outcome = np.zeros(batch, dtype=bool)
-        while not done.all():
-            actions, state = policy.predict(obs, state=state, episode_start=starts, deterministic=deterministic)
-            obs, _, dones, infos = env.step(actions)
-            for i in np.flatnonzero(dones & ~done):
-                outcome[i] = bool(infos[i].get("is_success", False))
-            done |= dones
-            starts = dones
-        env.close()
-        successes.extend(outcome.tolist())
-    return float(np.mean(successes))
+    episodes = evaluate_episodes(policy, env_id, n_episodes, seed, n_envs, deterministic, make_env, **env_kwargs)
+    return float(np.mean([episode["success"] for episode in episodes]))

@@ -15,9 +15,28 @@ from typing import Any
 
 import numpy as np
 
-#: Layout of the RememberColor memory-variant state: qpos 9, qvel 9, tcp_pose 7, then cube positions 3N and cue N.
+#: Layout of the RememberColor memory-variant state: qpos 9, qvel 9, tcp_pose 7, then cube positions 3N,
+#: cube - TCP 3N and the cue N (``memory_variants.OBS_VERSION`` 1).
 TCP = slice(18, 21)
 CUBES_START = 25
+#: Per-colour entries after the proprioception: position 3, cube - TCP 3, cue 1.
+PER_COLOR = 7
+
+
+def remember_color_layout(n_colors: int) -> dict[str, slice]:
+    """
+    Where the parts of the RememberColorN memory-variant state lie.
+
+    :param n_colors: N of RememberColorN.
+    :return: Slices ``tcp`` (TCP position), ``positions`` (3N), ``tcp_to_cubes`` (3N, cube - TCP) and ``cue`` (N).
+    """
+    n = n_colors
+    return {
+        "tcp": TCP,
+        "positions": slice(CUBES_START, CUBES_START + 3 * n),
+        "tcp_to_cubes": slice(CUBES_START + 3 * n, CUBES_START + 6 * n),
+        "cue": slice(CUBES_START + 6 * n, CUBES_START + 7 * n),
+    }
 
 
 class RememberColorExpert:
@@ -30,6 +49,7 @@ class RememberColorExpert:
 
     def __init__(self, n_colors: int, ignore_cue: bool = False, gain: float = 10.0, hover: float = 0.025) -> None:
         self.n_colors, self.ignore_cue, self.gain, self.hover = n_colors, ignore_cue, gain, hover
+        self.layout = remember_color_layout(n_colors)
         self.reset()
 
     def reset(self) -> None:
@@ -38,11 +58,11 @@ class RememberColorExpert:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The action ``[dx, dy, dz, gripper]`` for one observation of the memory variant."""
-        n = self.n_colors
-        cue = obs[CUBES_START + 3 * n : CUBES_START + 4 * n]
+        n, layout = self.n_colors, self.layout
+        cue = obs[layout["cue"]]
         if cue.any() and self.target is None:
             self.target = 0 if self.ignore_cue else int(np.argmax(cue))
-        positions = obs[CUBES_START : CUBES_START + 3 * n].reshape(n, 3)
+        positions = obs[layout["positions"]].reshape(n, 3)
         target = 0 if self.target is None else self.target
         if not positions[target].any():  # cubes still hidden: wait
             return np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32)
@@ -220,7 +240,7 @@ def build_mikasa_expert(env: Any, seed: int, overrides: dict[str, Any]) -> Any:
         raise ValueError(f"unknown settings for the MIKASA expert: {sorted(overrides)}")
     if n_colors is None and size == TIB_OBS_DIM:
         return Agent(TakeItBackExperts(), {})
-    return Agent(RememberColorExperts(int(n_colors or (size - CUBES_START) // 4)), {})
+    return Agent(RememberColorExperts(int(n_colors or (size - CUBES_START) // PER_COLOR)), {})
 
 
 def _register() -> None:

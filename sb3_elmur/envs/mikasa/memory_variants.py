@@ -12,9 +12,13 @@ Honest memory variants of MIKASA-Robo's RememberColor3/5/9 and TakeItBack that r
   (One difference remains: on the GPU the invisible cubes physically stay on the table during the first 10 steps.)
 - **A state without leaks.** The suite's state carries ``oracle_info`` (the target colour) and ``goal_k_pose``
   (the target cube's position under a target mask) at every step. Here the state is the proprioception (joint
-  positions and velocities, TCP pose), the positions of the cubes indexed by colour (zeros while they are hidden),
-  and the cue as a one-hot of the target colour **during the cue steps only** (zeros afterwards). Knowing which
-  cube to reach at the search phase needs the memory of the first 5 steps.
+  positions and velocities, TCP pose), the positions of the cubes indexed by colour and each cube's offset from the
+  TCP (cube - TCP; both zeros while the cubes are hidden), and the cue as a one-hot of the target colour **during
+  the cue steps only** (zeros afterwards). Knowing which cube to reach at the search phase needs the memory of the
+  first 5 steps. Layout: qpos 9, qvel 9, tcp_pose 7, cube positions 3N, cube - TCP 3N, cue N (25 + 7N dims,
+  :data:`OBS_VERSION` 1; version 0 had no cube - TCP). The offsets are what the agent sees anyway (like ManiSkill's
+  ``tcp_to_obj_pos`` in its single-object tasks); with absolute positions only, the cloned policies did not learn
+  the reach on RememberColor5, whose cubes lie on a 0.3 m arc (``docs/mikasa.md``).
 
 ``TakeItBack-Memory-v0``: the suite's state without ``oracle_info`` (the initial cube position, which the agent
 must remember because it sees it only before the cube moves).
@@ -31,6 +35,9 @@ from mikasa_robo_suite.rl.memory_envs.take_it_back import TakeItBackEnv
 
 #: Height at which hidden cubes wait (out of the cameras' view and the arm's reach).
 PARK_HEIGHT = 1000.0
+#: Version of the RememberColor memory-variant state (0: without cube - TCP; 1: with it). Data sets and results
+#: recorded with another version do not fit the env any more.
+OBS_VERSION = 1
 MEMORY_IDS = ("RememberColor3-Memory-v0", "RememberColor5-Memory-v0", "RememberColor9-Memory-v0", "TakeItBack-Memory-v0")
 
 
@@ -92,7 +99,10 @@ class RememberColorMemoryMixin:
             cue, hidden, _ = self._phase()
             visible = ~(cue | hidden)
             positions = torch.stack([self.cubes[key].pose.p for key in sorted(self.cubes)], dim=1)  # [b, N, 3]
-            obs["cube_positions"] = (positions * visible[:, None, None]).flatten(1)
+            shown = visible[:, None, None]
+            obs["cube_positions"] = (positions * shown).flatten(1)
+            # What the arm must move by to reach each cube (cube - TCP), zeros while hidden like the positions.
+            obs["tcp_to_cubes"] = ((positions - self.agent.tcp.pose.p[:, None]) * shown).flatten(1)
             one_hot = torch.nn.functional.one_hot(self.true_color_indices.long(), len(self.cubes)).float()
             obs["cue"] = one_hot * cue[:, None]
         return obs
