@@ -31,7 +31,7 @@ Example::
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -195,6 +195,91 @@ def collect_rgb_trajectories(
     if own:
         data.metadata["seed"] = seed
     return data
+
+
+def evaluate_rgb_success(
+    policy: Any,
+    env_id: str,
+    n_episodes: int = 10,
+    seed: int = 0,
+    n_envs: int = 2,
+    deterministic: bool = True,
+    make_env: Callable[[str, int, int], VecEnv] | None = None,
+) -> float:
+    """
+    success_once of a policy on RGB envs: the fraction of ``n_episodes`` episodes (seeds ``seed ..
+    seed + n_episodes - 1``, env ``i`` of a batch on seed ``first + i``, as
+    :func:`~sb3_elmur.envs.mikasa.evaluation.evaluate_success`) solved at some step, with SB3's stateful ``predict``
+    on the Dict observations (an SB3 model transposes the images itself). No statistics read from the state.
+
+    :param policy: Anything with ``predict(observation, state, episode_start, deterministic)``.
+    :param env_id: A MIKASA-Robo id.
+    :param n_episodes: Episodes.
+    :param seed: First seed.
+    :param n_envs: Envs side by side.
+    :param deterministic: Greedy actions.
+    :param make_env: ``make_env(env_id, n_envs, seed)`` (default: :func:`make_rgb_collection_env`, which adds
+        :class:`StateAlongside`; the policy sees only the RGB observation).
+    """
+    make = make_rgb_collection_env if make_env is None else make_env
+    successes: list[bool] = []
+    for first in range(seed, seed + n_episodes, n_envs):
+        batch = min(n_envs, seed + n_episodes - first)
+        env = make(env_id, batch, first)
+        if hasattr(policy, "bind"):
+            policy.bind(env)
+        obs, state, starts = env.reset(), None, np.ones(batch, dtype=bool)
+        done, outcome = np.zeros(batch, dtype=bool), np.zeros(batch, dtype=bool)
+        while not done.all():
+            actions, state = policy.predict(obs, state=state, episode_start=starts, deterministic=deterministic)
+            obs, _, dones, infos = env.step(actions)
+            for i in np.flatnonzero(dones & ~done):
+                outcome[i] = bool(infos[i].get("is_success", False))
+            done |= dones
+            starts = dones
+        env.close()
+        successes.extend(outcome.tolist())
+    return float(np.mean(successes))
+
+
+class StateExpertPolicy:
+    """
+    SB3's ``predict`` for state experts on RGB envs (for :func:`evaluate_rgb_success`): acts through
+    :class:`StateExpert` on the env given to :meth:`bind`.
+
+    :param experts: State experts (e.g. ``experts_for(env_id)``).
+    """
+
+    def __init__(self, experts: Any) -> None:
+        self.experts = experts
+        self.expert: StateExpert | None = None
+
+    def bind(self, env: VecEnv) -> None:
+        """Act on this env (with :class:`StateAlongside` on its envs) from now on."""
+        self.expert = StateExpert(env, self.experts)
+
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None, deterministic: bool = True
+    ) -> tuple[np.ndarray, None]:
+        assert self.expert is not None, "bind an env first"
+        n = len(next(iter(observation.values()))) if isinstance(observation, dict) else len(observation)
+        starts = np.ones(n, dtype=bool) if episode_start is None else np.asarray(episode_start, dtype=bool)
+        return self.expert(observation, starts), None
+
+
+def evaluate_expert_in_rgb(env_id: str, n_episodes: int = 10, seed: int = 0, n_envs: int = 5, experts: Any = None) -> float:
+    """
+    success_once of the state experts acting through :class:`StateExpert` on RGB envs (:func:`evaluate_rgb_success`):
+    the check that the RGB envs are the tasks the experts solve in state mode, cue hiding included.
+
+    :param env_id: A ``*-Memory-v0`` id.
+    :param n_episodes: Episodes.
+    :param seed: First seed.
+    :param n_envs: Envs side by side.
+    :param experts: State experts (default: :func:`experts_for`).
+    """
+    policy = StateExpertPolicy(experts_for(env_id) if experts is None else experts)
+    return evaluate_rgb_success(policy, env_id, n_episodes, seed, n_envs)
 
 
 def concatenate_datasets(datasets: Sequence[TrajectoryDataset]) -> TrajectoryDataset:
