@@ -56,6 +56,10 @@ def training_throughput(config: ElmurConfig, batch: int, n_segments: int, iterat
     }
 
 
+#: The streaming steps measured: the eager step and the backbone's compiled branch-free step (compile_step).
+STEP_LABELS = {"eager": "eager step", "compiled": "compiled step (ElmurBackbone.compile_step)"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoints", type=int, nargs="+", default=[10, 1_000, 100_000, 1_000_000])
@@ -65,6 +69,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-streaming", action="store_true")
+    parser.add_argument(
+        "--steps", nargs="+", choices=list(STEP_LABELS), default=list(STEP_LABELS), help="acting steps to stream with"
+    )
     parser.add_argument("--output", help="also write the results as Markdown to this file")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
@@ -75,13 +82,18 @@ def main() -> None:
     ]
     if not args.skip_streaming:
         for batch_size in args.batch_sizes:
-            config = ElmurConfig()
-            net = ElmurBackbone(8, config).eval()
-            print(f"streaming, default config (d=64, 2 layers, K=10, M=4), batch {batch_size}")
-            rows = LongEpisode(net, batch_size=batch_size).measure(args.checkpoints)
-            table = latency_table(rows)
-            print(table)
-            sections.append(f"### Streaming, default config (d=64, 2 layers, K=10, M=4), batch {batch_size}\n\n{table}")
+            for step in args.steps:
+                net = ElmurBackbone(8, ElmurConfig()).eval()
+                title = f"Streaming, default config (d=64, 2 layers, K=10, M=4), batch {batch_size}, {STEP_LABELS[step]}"
+                print(title)
+                begin = time.perf_counter()
+                rows = LongEpisode(net, batch_size=batch_size, compiled=step == "compiled").measure(args.checkpoints)
+                table = latency_table(rows)
+                print(table)
+                seconds = time.perf_counter() - begin
+                sections.append(
+                    f"### {title}\n\n{table}\n\nWall time of the whole stream (compilation included): {seconds:.0f} s."
+                )
     lines = [
         "| model | parameters | memory_bptt | segments/s | steps/s |",
         "|---|---:|---|---:|---:|",

@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--in-features", type=int, default=8)
     parser.add_argument("--timed-steps", type=int, default=100, help="streaming steps timed at each checkpoint")
     parser.add_argument("--stream-all", action="store_true", help="stream every step instead of fast-forwarding")
+    parser.add_argument("--compiled", action="store_true", help="act through the compiled step (compile_step)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -43,7 +44,7 @@ def main() -> None:
         f"ELMUR backbone: {config.n_layers} layers, d_model {config.d_model}, K={config.segment_len}, "
         f"M={config.n_slots} slots/layer, {n_params:,} parameters; one episode, CPU, 1 thread"
     )
-    episode = LongEpisode(net, batch_size=1, seed=args.seed)
+    episode = LongEpisode(net, batch_size=1, seed=args.seed, compiled=args.compiled)
     rows = episode.measure(args.checkpoints, timed_steps=args.timed_steps, stream_all=args.stream_all)
     print()
     print(latency_table(rows))

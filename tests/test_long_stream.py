@@ -1,5 +1,6 @@
 """A 10^5-step stream: no NaN, no growth of the state, bounded memory."""
 
+import pytest
 import torch as th
 
 from sb3_elmur.elmur import ElmurBackbone, ElmurConfig
@@ -29,3 +30,27 @@ def test_hundred_thousand_steps_in_constant_state():
     assert sorted(state.memory.timestamps[0, 0].tolist()) == [99_979, 99_989, 99_999]
     # Candidates leave through a LayerNorm and the LRU blend is convex: slot norms stay bounded.
     assert max_norm < 4 * config.d_model**0.5
+
+
+@pytest.mark.slow  # one compilation of the acting step: a minute or two on a 2-core CPU with a cold cache
+def test_compiled_step_streams_what_the_eager_step_streams():
+    """ElmurBackbone.compile_step: the same outputs and states as the eager step over commits and resets."""
+    config = ElmurConfig(d_model=16, n_layers=2, n_heads=2, segment_len=4, n_slots=2, lru_lambda=0.5)
+    th.manual_seed(0)
+    net = ElmurBackbone(3, config, n_towers=2).eval()
+    compiled = net.compile_step()
+    eager_state, compiled_state = net.initial_state(3), net.initial_state(3)
+    generator = th.Generator().manual_seed(1)
+    with th.inference_mode():
+        for t in range(40):
+            features = th.randn(3, 3, generator=generator)
+            starts = th.tensor([t == 17, t % 9 == 0, False])
+            eager_out, eager_state = net.step_towers(features, eager_state, starts)
+            before = [x.clone() for x in compiled_state.tensors()]
+            compiled_out, new_state = compiled(features, compiled_state, starts)
+            assert all(th.equal(a, b) for a, b in zip(before, compiled_state.tensors(), strict=True)), "input untouched"
+            compiled_state = new_state
+            assert th.allclose(eager_out, compiled_out, atol=1e-5)
+            for a, b in zip(eager_state.tensors(), compiled_state.tensors(), strict=True):
+                assert th.allclose(a.float(), b.float(), atol=1e-5)
+    assert int((eager_state.memory.timestamps >= 0).sum()) > 0

@@ -16,7 +16,9 @@ CRITICS = {
 }
 
 
-def make_model(critic: dict, n_envs: int = 3, n_steps: int = 17, **kwargs) -> ElmurPPO:
+def make_model(
+    critic: dict, n_envs: int = 3, n_steps: int = 17, policy_kwargs_extra: dict | None = None, **kwargs
+) -> ElmurPPO:
     env = make_vec_env(RandomLengthEnv, n_envs=n_envs, seed=0)
     elmur = {"d_model": 16, "n_layers": 2, "n_heads": 2, "segment_len": 5, "n_slots": 2, "lru_lambda": 0.5}
     return ElmurPPO(
@@ -25,7 +27,7 @@ def make_model(critic: dict, n_envs: int = 3, n_steps: int = 17, **kwargs) -> El
         n_steps=n_steps,  # K = 5 does not divide n_steps = 17: segments cross rollout boundaries
         batch_size=20,
         seed=0,
-        policy_kwargs={"elmur_kwargs": elmur, "net_arch": [16], **critic},
+        policy_kwargs={"elmur_kwargs": elmur, "net_arch": [16], **critic, **(policy_kwargs_extra or {})},
         **{"learning_rate": 0.0, "n_epochs": 1, **kwargs},
     )
 
@@ -126,3 +128,34 @@ def test_compiled_training_forward_reproduces_acting():
     old_lp, new_lp, old_v, new_v, _ = recompute(model)
     assert np.abs(old_lp - new_lp).max() < 1e-5
     assert np.abs(old_v - new_v).max() < 1e-5
+
+
+@pytest.mark.parametrize("critic", ["separate critic backbone", "critic without memory"])
+def test_compile_acting_rolls_out_through_the_branch_free_step(monkeypatch, critic):
+    """
+    compile_acting acts through the backbone's branch-free step (here with torch.compile replaced by the function
+    itself, to test the routing without a compilation): training still recomputes the acting forward exactly.
+    """
+    calls = []
+
+    def no_compile(fn, **kwargs):
+        calls.append(kwargs)
+        return fn
+
+    monkeypatch.setattr(th, "compile", no_compile)
+    model = make_model(CRITICS[critic], policy_kwargs_extra={"compile_acting": True})
+    step_towers = model.policy.backbone.step_towers
+    branch_free = []
+    monkeypatch.setattr(
+        model.policy.backbone,
+        "step_towers",
+        lambda *a, **kw: branch_free.append(kw.get("branch_free")) or step_towers(*a, **kw),
+    )
+    model.policy._compiled_step = None  # built again on the patched step
+    model.learn(4 * 17 * 3)
+    assert calls == [{"fullgraph": True, "dynamic": False}]
+    assert branch_free and all(branch_free)
+    old_lp, new_lp, old_v, new_v, _ = recompute(model)
+    assert np.abs(old_lp - new_lp).max() < 1e-5
+    assert np.abs(old_v - new_v).max() < 1e-5
+    assert ElmurPPO("MlpElmurPolicy", model.env, policy_kwargs={"compile_acting": True}).policy.compile_acting

@@ -29,10 +29,13 @@ class LongEpisode:
     :param net: The backbone.
     :param batch_size: Episodes run side by side.
     :param seed: Seed of the random observations.
+    :param compiled: Stream through the backbone's compiled branch-free step
+        (:meth:`~sb3_elmur.elmur.ElmurBackbone.compile_step`) instead of the eager step.
     """
 
-    def __init__(self, net: ElmurBackbone, batch_size: int = 1, seed: int = 0) -> None:
+    def __init__(self, net: ElmurBackbone, batch_size: int = 1, seed: int = 0, compiled: bool = False) -> None:
         self.net = net
+        self._step = net.compile_step() if compiled else net.step_towers
         self.k = net.config.segment_len
         generator = th.Generator().manual_seed(seed)
         self.pool = th.randn(4096, batch_size, net.in_features, generator=generator)
@@ -49,7 +52,7 @@ class LongEpisode:
     def stream(self, n_steps: int) -> None:
         """Act ``n_steps`` steps one at a time."""
         for _ in range(n_steps):
-            out, self.state = self.net.step(self._features(self.t, 1)[0], self.state)
+            out, self.state = self._step(self._features(self.t, 1)[0], self.state, None)
             self.nan_seen |= not bool(th.isfinite(out).all())
 
     def fast_forward(self, target: int, chunk_segments: int = 200, progress: tqdm | None = None) -> None:

@@ -108,6 +108,10 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         eager). About 2.4x faster PPO updates on a CPU at RL sizes; the first compilation of a model shape
         takes 1-2 minutes on a 2-core CPU, later runs reuse torch's on-disk cache (a few seconds). Worth it
         for long runs or repeated runs of one configuration (ElmurBC trains through it too); see docs/ppo.md.
+    :param compile_acting: Act through the backbone's compiled branch-free step
+        (:meth:`~sb3_elmur.elmur.ElmurBackbone.compile_step`, the same function as one graph): 1.8-2.3x faster
+        acting steps on a CPU with 1-8 envs (rollouts, ``predict`` on one env, long streams), slower with 64 envs;
+        one compilation per batch size (a minute or two the first time on a 2-core CPU).
     """
 
     def __init__(
@@ -133,6 +137,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         shared_backbone: bool = False,
         enable_critic_backbone: bool = True,
         compile_backbone: bool = False,
+        compile_acting: bool = False,
     ):
         check_observation_space(observation_space)
         if shared_backbone and enable_critic_backbone:
@@ -165,7 +170,9 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         self.shared_backbone = shared_backbone
         self.enable_critic_backbone = enable_critic_backbone
         self.compile_backbone = compile_backbone
+        self.compile_acting = compile_acting
         self._compiled_forward: Any = None
+        self._compiled_step: Any = None
         # Actor and critic backbones are two towers of one module: each torch op runs once for both.
         self.backbone = ElmurBackbone(self.features_dim, self.elmur_config, n_towers=2 if enable_critic_backbone else 1)
         # Critic without memory: map features to the backbone width so the same value head applies.
@@ -191,6 +198,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             shared_backbone=self.shared_backbone,
             enable_critic_backbone=self.enable_critic_backbone,
             compile_backbone=self.compile_backbone,
+            compile_acting=self.compile_acting,
             share_features_extractor=self.share_features_extractor,
             normalize_images=self.normalize_images,
         )
@@ -262,6 +270,14 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         return self.backbone.prefill(inputs, memory, segment_start, length)
 
     # ------------------------------------------------------------------ acting (streaming path)
+    def _acting_step(self) -> Any:
+        """The backbone's acting step: eager, or its compiled branch-free form when ``compile_acting`` is set."""
+        if not self.compile_acting:
+            return self.backbone.step_towers
+        if self._compiled_step is None:
+            self._compiled_step = self.backbone.compile_step()
+        return self._compiled_step
+
     def forward(  # type: ignore[override]
         self,
         obs: PyTorchObs,
@@ -281,7 +297,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         :return: Actions, values, log-probabilities and the new state.
         """
         features = self.extract_features(obs)
-        out, states = self.backbone.step_towers(self._backbone_input(features, (states.batch_size,)), states, episode_starts)
+        out, states = self._acting_step()(self._backbone_input(features, (states.batch_size,)), states, episode_starts)
         latent_pi, latent_vf = self._latents(out, features)
         values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
         distribution = self._masked(
@@ -301,7 +317,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
     ) -> tuple[Distribution, StreamState]:
         """Action distribution of one acting step (restricted to ``action_masks`` when given) and the new state."""
         features = self.extract_features(obs)
-        out, state = self.backbone.step_towers(self._backbone_input(features, (state.batch_size,)), state, episode_starts)
+        out, state = self._acting_step()(self._backbone_input(features, (state.batch_size,)), state, episode_starts)
         return self._masked(self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(out[0])), action_masks), state
 
     def _masked(self, distribution: Distribution, action_masks: np.ndarray | th.Tensor | None) -> Distribution:
@@ -328,7 +344,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             vf_features = features if self.share_features_extractor else features[1]
             return self.value_net(self.mlp_extractor.forward_critic(self.critic(vf_features)))
         inputs = self._backbone_input(features, (states.batch_size,))
-        out, _ = self.backbone.step_towers(inputs, states.clone(), episode_starts)
+        out, _ = self._acting_step()(inputs, states.clone(), episode_starts)
         return self.value_net(self.mlp_extractor.forward_critic(self._latents(out, features)[1]))
 
     # ------------------------------------------------------------------ training (parallel path)

@@ -120,12 +120,14 @@ class SegmentPositionBias(nn.Module):
             get a large negative value. Keys of a segment that lie after the query are the only ones that can
             be padding (valid steps form a prefix of each segment), so this is also the padding mask.
         """
-        if not th.is_grad_enabled():  # acting: the table only changes between updates
+        # Acting, eager: the table changes only in updates (a compiled step computes it in its graph instead).
+        cached = not th.is_grad_enabled() and not th.compiler.is_compiling()
+        if cached:
             weight = self.table.weight
             key = (weight.data_ptr(), weight.device, weight._version, self.table.active_towers)
             if self._cache is not None and self._cache[0] == key:
                 return self._cache[1]
         bias = self.table(self.relative)
         bias = bias.masked_fill(self.future.unsqueeze(-1), th.finfo(bias.dtype).min)
-        self._cache = None if th.is_grad_enabled() else (key, bias)
+        self._cache = (key, bias) if cached else None
         return bias
