@@ -299,6 +299,8 @@ PPO_SETTINGS: dict[str, Any] = {
     "ent_coef": 0.01,
     "max_grad_norm": 1.0,
 }
+#: The harnesses' models run on the CPU unless an override asks for another device (``model_kwargs={"device": ...}``).
+DEVICE: dict[str, Any] = {"device": "cpu"}
 HEADS: dict[str, Any] = {"net_arch": {"pi": [64], "vf": [64]}, "ortho_init": False}
 
 
@@ -315,8 +317,8 @@ def _build_elmur(env: VecEnv, seed: int, overrides: dict[str, Any], online: bool
 
     elmur = _merged(ELMUR_KWARGS, overrides.pop("elmur_kwargs", None))
     policy_kwargs = _merged({**HEADS, "elmur_kwargs": elmur}, overrides.pop("policy_kwargs", None))
-    model_kwargs = _merged(PPO_SETTINGS if online else {}, overrides.pop("model_kwargs", None))
-    model = ElmurPPO(_elmur_policy(env), env, seed=seed, policy_kwargs=policy_kwargs, device="cpu", **model_kwargs)
+    model_kwargs = _merged({**DEVICE, **(PPO_SETTINGS if online else {})}, overrides.pop("model_kwargs", None))
+    model = ElmurPPO(_elmur_policy(env), env, seed=seed, policy_kwargs=policy_kwargs, **model_kwargs)
     return model, elmur
 
 
@@ -335,8 +337,8 @@ def build_bc_lstm(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Agent:
     policy_kwargs = _merged(
         {**HEADS, "lstm_hidden_size": LSTM_HIDDEN, "enable_critic_lstm": False}, overrides.pop("policy_kwargs", None)
     )
-    model_kwargs = _merged({}, overrides.pop("model_kwargs", None))
-    model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, policy_kwargs=policy_kwargs, device="cpu", **model_kwargs)
+    model_kwargs = _merged(DEVICE, overrides.pop("model_kwargs", None))
+    model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **model_kwargs)
     settings = _take(overrides, BC_SETTINGS)
     _check_empty("bc-lstm", overrides)
     return Agent(model, settings, train_bc)
@@ -348,8 +350,8 @@ def build_bc_mlp(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Agent:
 
     net = {"net_arch": {"pi": [128, 64], "vf": [64]}, "ortho_init": False}
     policy_kwargs = _merged(net, overrides.pop("policy_kwargs", None))
-    model_kwargs = _merged({}, overrides.pop("model_kwargs", None))
-    model = PPO(_sb3_policy(env, "MlpPolicy"), env, seed=seed, policy_kwargs=policy_kwargs, device="cpu", **model_kwargs)
+    model_kwargs = _merged(DEVICE, overrides.pop("model_kwargs", None))
+    model = PPO(_sb3_policy(env, "MlpPolicy"), env, seed=seed, policy_kwargs=policy_kwargs, **model_kwargs)
     settings = _take(overrides, BC_SETTINGS)
     _check_empty("bc-mlp", overrides)
     return Agent(model, settings, train_bc)
@@ -369,8 +371,8 @@ def build_recurrent_ppo(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Ag
     policy_kwargs = _merged(
         {**HEADS, "lstm_hidden_size": LSTM_HIDDEN_ONLINE, "enable_critic_lstm": True}, overrides.pop("policy_kwargs", None)
     )
-    model_kwargs = _merged(PPO_SETTINGS, overrides.pop("model_kwargs", None))
-    model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, policy_kwargs=policy_kwargs, device="cpu", **model_kwargs)
+    model_kwargs = _merged({**DEVICE, **PPO_SETTINGS}, overrides.pop("model_kwargs", None))
+    model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **model_kwargs)
     _check_empty("recurrent-ppo", overrides)
     return Agent(model, {"algorithm": "RecurrentPPO", **_ppo_settings(model)}, train_online)
 
@@ -381,8 +383,8 @@ def build_ppo_mlp(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Agent:
 
     net = {"net_arch": {"pi": [128, 64], "vf": [128, 64]}, "ortho_init": False}
     policy_kwargs = _merged(net, overrides.pop("policy_kwargs", None))
-    model_kwargs = _merged(PPO_SETTINGS, overrides.pop("model_kwargs", None))
-    model = PPO(_sb3_policy(env, "MlpPolicy"), env, seed=seed, policy_kwargs=policy_kwargs, device="cpu", **model_kwargs)
+    model_kwargs = _merged({**DEVICE, **PPO_SETTINGS}, overrides.pop("model_kwargs", None))
+    model = PPO(_sb3_policy(env, "MlpPolicy"), env, seed=seed, policy_kwargs=policy_kwargs, **model_kwargs)
     _check_empty("ppo-mlp", overrides)
     return Agent(model, {"algorithm": "PPO", **_ppo_settings(model)}, train_online)
 

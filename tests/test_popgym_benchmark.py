@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch as th
 from gymnasium import spaces
 
 pytest.importorskip("popgym")
@@ -263,3 +264,12 @@ def test_elmur_cloning_compiles_long_runs_only(monkeypatch, updates):
     agent.fit(TrainingInputs(dataset=object()))
     assert seen["n_updates"] == updates
     assert seen["compile_backbone"] is (updates >= COMPILE_MIN_UPDATES)
+
+
+def test_registry_models_run_on_the_cpu_unless_asked_otherwise():
+    device = "cuda" if th.cuda.is_available() else "auto"  # "auto" is the CPU here: the override must still be taken
+    for name in ("elmur", "bc-lstm", "bc-mlp", "elmur-ppo", "recurrent-ppo", "ppo-mlp"):
+        env = vec_env("popgym-CountRecallEasy-v0", get_model(name).one_hot)
+        assert get_model(name).build(env, 0).model.device.type == "cpu"
+        agent = get_model(name).build(env, 0, {"model_kwargs": {"device": device}})
+        assert agent.model.device.type == ("cuda" if device == "cuda" else "cpu"), name
