@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch as th
 from conftest import block_layout, random_starts, run_parallel, run_stream
@@ -343,3 +344,11 @@ def test_towers_compute_independent_backbones(small_config):
             assert th.allclose(streamed[tower], run_stream(single, per_tower[tower], starts), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="per tower"):
         pair(th.zeros(3, 3, 10, 6), th.arange(10).expand(3, -1))
+
+
+def test_numpy_feature_widths_become_python_ints():
+    """SB3 gives flattened widths as numpy integers; torch.compile traces Python ints only (else a graph break)."""
+    net = ElmurBackbone(np.int64(5), ElmurConfig(d_model=8, n_layers=1, n_heads=2, segment_len=2, n_slots=1))
+    assert type(net.in_features) is int and type(net.input_proj.in_features) is int
+    out, _ = net(th.randn(1, 2, 5), th.arange(2).view(1, 2))
+    assert out.shape == (1, 2, 8)

@@ -123,7 +123,8 @@ class ElmurBackbone(nn.Module):
         if n_towers < 1:
             raise ValueError(f"n_towers must be >= 1, got {n_towers}")
         self.config = config
-        self.in_features = in_features
+        # A Python int even when given a numpy integer (SB3's flattened dims are): torch.compile traces ints only.
+        self.in_features = in_features = int(in_features)
         self.n_towers = n_towers
         self.input_proj = TowerLinear(n_towers, in_features, config.d_model)
         self.layers = nn.ModuleList(ElmurLayer(config, n_towers) for _ in range(config.n_layers))

@@ -41,7 +41,7 @@ class TowerLinear(TowerModule):
 
     def __init__(self, n_towers: int, in_features: int, out_features: int) -> None:
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features, self.out_features = int(in_features), int(out_features)
         bound = 1.0 / math.sqrt(in_features)
         self.weight = nn.Parameter(th.empty(n_towers, in_features, out_features).uniform_(-bound, bound))
         self.bias = nn.Parameter(th.empty(n_towers, 1, out_features).uniform_(-bound, bound))
