@@ -3,7 +3,9 @@ Backbone benchmark: streaming latency and memory along a long episode, and train
 
 1. Streaming (acting): per-step latency (median, p90), state size and process RSS at
    t = 10 ... 10^6 for each batch size (see sb3_elmur.common.long_episode).
-2. Training: segments per second of the parallel path (forward + backward + AdamW step) for a few
+2. Acting step, eager vs compiled (ElmurBackbone.compile_step), side by side: the two steps alternate in rounds
+   in one process, at a few batch sizes and with one tower (a stream) or two (ElmurPPO's actor and critic).
+3. Training: segments per second of the parallel path (forward + backward + AdamW step) for a few
    model sizes, with gradient through memory (memory_bptt=None) and detached (memory_bptt=1).
 
     python benchmarks/backbone_benchmark.py --output docs/results/backbone_benchmark.md
@@ -13,6 +15,7 @@ import argparse
 import platform
 import time
 
+import numpy as np
 import torch as th
 
 from sb3_elmur.common.long_episode import LongEpisode, latency_table
@@ -24,6 +27,35 @@ SIZES = {
     "medium (d=128, 3 layers)": {"d_model": 128, "n_layers": 3, "n_heads": 4},
     "large (d=256, 4 layers)": {"d_model": 256, "n_layers": 4, "n_heads": 8},
 }
+
+
+def step_latency_side_by_side(batch: int, n_towers: int, rounds: int = 5, steps: int = 200) -> dict:
+    """Median ms per acting step of the eager and the compiled step (alternating rounds) and the compile seconds."""
+    th._dynamo.reset()  # a fresh compilation per row: the rows must not share torch's recompilation budget
+    th.manual_seed(0)
+    net = ElmurBackbone(8, ElmurConfig(), n_towers=n_towers).eval()
+    features = th.randn(batch, 8)
+    steps_fn = {"eager": net.step_towers, "compiled": net.compile_step()}
+    states = {name: net.initial_state(batch) for name in steps_fn}
+    times: dict[str, list[float]] = {name: [] for name in steps_fn}
+    with th.inference_mode():
+        begin = time.perf_counter()
+        _, states["compiled"] = steps_fn["compiled"](features, states["compiled"], None)
+        compile_s = time.perf_counter() - begin
+        for _ in range(rounds):
+            for name, step in steps_fn.items():
+                begin = time.perf_counter()
+                for _ in range(steps):
+                    _, states[name] = step(features, states[name], None)
+                times[name].append((time.perf_counter() - begin) / steps * 1e3)
+    ratios = sorted(e / c for e, c in zip(times["eager"], times["compiled"], strict=True))
+    return {
+        "eager_ms": float(np.median(times["eager"])),
+        "compiled_ms": float(np.median(times["compiled"])),
+        "speedup": float(np.median(ratios)),
+        "speedup_range": (ratios[0], ratios[-1]),
+        "compile_s": compile_s,
+    }
 
 
 def training_throughput(config: ElmurConfig, batch: int, n_segments: int, iterations: int, in_features: int = 8) -> dict:
@@ -56,6 +88,8 @@ def training_throughput(config: ElmurConfig, batch: int, n_segments: int, iterat
     }
 
 
+#: (towers, batch) of the side-by-side acting-step comparison: a stream, and ElmurPPO's two towers at 1, 8, 64 envs.
+STEP_COMPARISON = [(1, 1), (2, 1), (2, 8), (2, 64)]
 #: The streaming steps measured: the eager step and the backbone's compiled branch-free step (compile_step).
 STEP_LABELS = {"eager": "eager step", "compiled": "compiled step (ElmurBackbone.compile_step)"}
 
@@ -69,6 +103,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-streaming", action="store_true")
+    parser.add_argument("--skip-step-comparison", action="store_true")
     parser.add_argument(
         "--steps", nargs="+", choices=list(STEP_LABELS), default=list(STEP_LABELS), help="acting steps to stream with"
     )
@@ -94,6 +129,24 @@ def main() -> None:
                 sections.append(
                     f"### {title}\n\n{table}\n\nWall time of the whole stream (compilation included): {seconds:.0f} s."
                 )
+    if not args.skip_step_comparison:
+        lines = [
+            "| towers | batch | eager ms/step | compiled ms/step | eager / compiled (min - max) | compile s |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for n_towers, batch in STEP_COMPARISON:
+            r = step_latency_side_by_side(batch, n_towers)
+            low, high = r["speedup_range"]
+            row = (
+                f"| {n_towers} | {batch} | {r['eager_ms']:.3f} | {r['compiled_ms']:.3f} | {r['speedup']:.2f}x "
+                f"({low:.2f} - {high:.2f}) | {r['compile_s']:.0f} |"
+            )
+            print(row, flush=True)
+            lines.append(row)
+        sections.append(
+            "### Acting step, eager vs compiled, side by side (default config, 5 alternating rounds of 200 steps)\n\n"
+            + "\n".join(lines)
+        )
     lines = [
         "| model | parameters | memory_bptt | segments/s | steps/s |",
         "|---|---:|---|---:|---:|",

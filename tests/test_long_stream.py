@@ -39,6 +39,9 @@ def test_compiled_step_streams_what_the_eager_step_streams():
     th.manual_seed(0)
     net = ElmurBackbone(3, config, n_towers=2).eval()
     compiled = net.compile_step()
+    with th.inference_mode():  # one graph: no break at the reset, the commit or the cache writes
+        explained = th._dynamo.explain(net.step_towers)(th.randn(3, 3), net.initial_state(3), th.ones(3, dtype=th.bool), True)
+    assert explained.graph_break_count == 0 and explained.graph_count == 1
     eager_state, compiled_state = net.initial_state(3), net.initial_state(3)
     generator = th.Generator().manual_seed(1)
     with th.inference_mode():
