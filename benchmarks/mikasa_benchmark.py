@@ -183,7 +183,8 @@ def main() -> None:
     output = Path(args.output or f"docs/results/mikasa_offline{'_quick' if quick else ''}")
     runs = output.parent / f"{output.name}_runs"
     runs.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/mikasa_benchmark.py " + " ".join(sys.argv[1:])
+    # The command that makes (and resumes) the runs; --table-only only writes their table.
+    command = " ".join(["python benchmarks/mikasa_benchmark.py", *(arg for arg in sys.argv[1:] if arg != "--table-only")])
     th.set_num_threads(1)
     results = []
     models = ["mikasa-expert", *args.models]
