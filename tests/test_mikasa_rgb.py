@@ -162,3 +162,11 @@ def test_image_layout_and_concatenation():
     both = concatenate_datasets([data, data])
     assert both.n_episodes == 4 and both.n_steps == 10 and both.metadata["parts"] == 2
     np.testing.assert_array_equal(both.observations["rgb"][5:], obs["rgb"])
+
+
+@needs_mikasa
+def test_the_state_expert_succeeds_acting_on_rgb_envs():
+    """evaluate_expert_in_rgb: the expert reads the state next to the RGB observation; success from the RGB envs' info."""
+    from sb3_elmur.envs.mikasa.rgb import evaluate_expert_in_rgb
+
+    assert evaluate_expert_in_rgb(TASK, n_episodes=1, seed=0, n_envs=1) == 1.0

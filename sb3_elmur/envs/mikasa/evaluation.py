@@ -59,7 +59,8 @@ def evaluate_episodes(
     Run ``n_episodes`` episodes (seeds ``seed .. seed + n_episodes - 1``) with SB3's stateful ``predict`` and
     describe each: ``success`` (the task solved at some step: ``success_once``) and ``length``; on the RememberColor
     memory variants also ``reached_cube`` / ``reached_target`` (the TCP came within the success radius of any cube
-    / of the target cube, static or not), ``final_nearest_distance`` and ``final_target_distance`` (at the last step).
+    / of the target cube, static or not), ``final_nearest_distance`` and ``final_target_distance`` (at the last step);
+    with RGB observations (a dict), success and length only.
 
     :param policy: Anything with ``predict(observation, state, episode_start, deterministic)``.
     :param env_id: A MIKASA-Robo id.
@@ -77,16 +78,16 @@ def evaluate_episodes(
         batch = min(n_envs, seed + n_episodes - first)
         env = make_env(env_id, n_envs=batch, seed=first, **env_kwargs)
         obs, state, starts = env.reset(), None, np.ones(batch, dtype=bool)
-        trackers = [_ReachTracker(n_colors, o) for o in obs] if n_colors else None
+        # Reach statistics read the state vector; RGB (dict) observations get success and length only.
+        trackers = [_ReachTracker(n_colors, o) for o in obs] if n_colors and not isinstance(obs, dict) else None
         done = np.zeros(batch, dtype=bool)
         outcome: list[dict[str, Any]] = [{} for _ in range(batch)]
         while not done.all():
             actions, state = policy.predict(obs, state=state, episode_start=starts, deterministic=deterministic)
             obs, _, dones, infos = env.step(actions)
             for i in np.flatnonzero(~done):
-                last = infos[i]["terminal_observation"] if dones[i] else obs[i]  # obs[i] is already the next episode's
-                if trackers is not None:
-                    trackers[i].update(last)
+                if trackers is not None:  # at a done, obs[i] is already the next episode's
+                    trackers[i].update(infos[i]["terminal_observation"] if dones[i] else obs[i])
                 if dones[i]:
                     outcome[i] = {"success": bool(infos[i].get("is_success", False)), "length": int(infos[i]["episode"]["l"])}
                     if trackers is not None:

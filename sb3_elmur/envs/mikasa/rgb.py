@@ -45,6 +45,7 @@ from torch import nn
 
 from sb3_elmur.data.trajectories import TrajectoryDataset
 from sb3_elmur.envs.mikasa.adapter import make_mikasa_vec_env
+from sb3_elmur.envs.mikasa.evaluation import evaluate_episodes
 
 #: Env settings of the RGB data: the experts act in end-effector space (4-D actions: dx, dy, dz, gripper). The
 #: paper's agents use the default ``pd_joint_delta_pos`` (8-D); cloning the experts needs their action space.
@@ -222,24 +223,15 @@ def evaluate_rgb_success(
         :class:`StateAlongside`; the policy sees only the RGB observation).
     """
     make = make_rgb_collection_env if make_env is None else make_env
-    successes: list[bool] = []
-    for first in range(seed, seed + n_episodes, n_envs):
-        batch = min(n_envs, seed + n_episodes - first)
-        env = make(env_id, batch, first)
-        if hasattr(policy, "bind"):
+
+    def make_bound(env_id: str, n_envs: int, seed: int) -> VecEnv:
+        env = make(env_id, n_envs, seed)
+        if hasattr(policy, "bind"):  # a StateExpertPolicy reads the states of the env it acts on
             policy.bind(env)
-        obs, state, starts = env.reset(), None, np.ones(batch, dtype=bool)
-        done, outcome = np.zeros(batch, dtype=bool), np.zeros(batch, dtype=bool)
-        while not done.all():
-            actions, state = policy.predict(obs, state=state, episode_start=starts, deterministic=deterministic)
-            obs, _, dones, infos = env.step(actions)
-            for i in np.flatnonzero(dones & ~done):
-                outcome[i] = bool(infos[i].get("is_success", False))
-            done |= dones
-            starts = dones
-        env.close()
-        successes.extend(outcome.tolist())
-    return float(np.mean(successes))
+        return env
+
+    episodes = evaluate_episodes(policy, env_id, n_episodes, seed, n_envs, deterministic, make_env=make_bound)
+    return float(np.mean([episode["success"] for episode in episodes]))
 
 
 class StateExpertPolicy:
