@@ -111,16 +111,7 @@ def evaluate_success(
 ) -> float:
     """
     Fraction of ``n_episodes`` episodes (seeds ``seed .. seed + n_episodes - 1``) in which the task was solved at some
-    step (``success_once``), with SB3's stateful ``predict`` (see :func:`evaluate_episodes`).
-
-    :param policy: Anything with ``predict(observation, state, episode_start, deterministic)``.
-    :param env_id: A MIKASA-Robo id.
-    :param n_episodes: Episodes (a multiple of ``n_envs`` keeps every env busy).
-    :param seed: First seed.
-    :param n_envs: Envs run side by side; each runs ``n_episodes / n_envs`` episodes on consecutive seeds.
-    :param deterministic: Greedy actions.
-    :param make_env: Builds the VecEnv: ``make_env(env_id, n_envs=, seed=, **env_kwargs)``.
-    :param env_kwargs: Keyword arguments of the env (e.g. ``control_mode``).
+    step (``success_once``), with SB3's stateful ``predict``; the parameters are those of :func:`evaluate_episodes`.
     """
     episodes = evaluate_episodes(policy, env_id, n_episodes, seed, n_envs, deterministic, make_env, **env_kwargs)
     return float(np.mean([episode["success"] for episode in episodes]))
