@@ -9,8 +9,9 @@ Two settings, each on the envs of :mod:`ppo_comparison`:
   every argument at its default (PPO-MLP: ``PPO("MlpPolicy", env)``).
 
 ElmurPPO runs twice in each setting: eager, and with ``compile_backbone=True`` (the parallel path through
-``torch.compile``). The compiled agent's warm-up includes its compilation, whose cost is reported (it depends
-on whether torch's on-disk cache already holds this model shape).
+``torch.compile``; with ``--compile-acting`` also ``compile_acting=True``, the compiled acting step). The
+compiled agent's warm-up includes its compilation, whose cost is reported (it depends on whether torch's
+on-disk cache already holds this model shape).
 
 The agents of a setting train in the same process in alternation: each round runs ``learn`` for ``--steps``
 steps with one agent after the other (the order rotates). Background load hits all agents alike, so the
@@ -45,10 +46,12 @@ def make_agents(setting: str, env_id: str, args: argparse.Namespace) -> dict[str
     if setting == "comparison":
         models = {algo: agent(algo, envs[algo], args.seed, args.width) for algo in ("elmur", "lstm", "mlp")}
         models["compiled"] = agent("elmur", envs["compiled"], args.seed, args.width, compile_backbone=True)
+        models["compiled"].policy.compile_acting = args.compile_acting
         return models
+    compiled = {"compile_backbone": True, "compile_acting": args.compile_acting}
     return {
         "elmur": ElmurPPO("MlpElmurPolicy", envs["elmur"], seed=args.seed),
-        "compiled": ElmurPPO("MlpElmurPolicy", envs["compiled"], seed=args.seed, policy_kwargs={"compile_backbone": True}),
+        "compiled": ElmurPPO("MlpElmurPolicy", envs["compiled"], seed=args.seed, policy_kwargs=compiled),
         "lstm": RecurrentPPO("MlpLstmPolicy", envs["lstm"], seed=args.seed),
         "mlp": PPO("MlpPolicy", envs["mlp"], seed=args.seed),
     }
@@ -138,6 +141,9 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=8)
     parser.add_argument("--width", type=int, default=64, help="comparison setting: memory width (see ppo_comparison)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--compile-acting", action="store_true", help="the compiled agent also acts through the compiled step (compile_acting)"
+    )
     parser.add_argument("--output", help="write the Markdown table here")
     args = parser.parse_args()
     lines = [
@@ -145,9 +151,11 @@ def main() -> None:
         f"{args.steps:,} steps per agent (agents alternating in one process). Ratios are per round, same round.",
         "",
         f"Command: `python benchmarks/ppo_throughput.py --envs {' '.join(args.envs)} --settings {' '.join(args.settings)} "
-        f"--threads {' '.join(map(str, args.threads))} --rounds {args.rounds} --steps {args.steps}`",
+        f"--threads {' '.join(map(str, args.threads))} --rounds {args.rounds} --steps {args.steps}"
+        f"{' --compile-acting' if args.compile_acting else ''}`",
         "",
-        "Steps/s: ElmurPPO eager / ElmurPPO with `compile_backbone=True` / RecurrentPPO / PPO-MLP (medians). "
+        "Steps/s: ElmurPPO eager / ElmurPPO with `compile_backbone=True`"
+        f"{' and `compile_acting=True`' if args.compile_acting else ''} / RecurrentPPO / PPO-MLP (medians). "
         "Ratios: per round, median (min - max). Rollout share: the compiled agent's time in collect_rollouts. "
         "Compile: extra seconds of the compiled agent's warm-up (cold or warm cache, as it happened). "
         "Checks: share of the compiled agent's learn() time spent checking env outputs for NaN / infinities.",
