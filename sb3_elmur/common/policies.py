@@ -109,9 +109,9 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         takes 1-2 minutes on a 2-core CPU, later runs reuse torch's on-disk cache (a few seconds). Worth it
         for long runs or repeated runs of one configuration (ElmurBC trains through it too); see docs/ppo.md.
     :param compile_acting: Act through the backbone's compiled branch-free step
-        (:meth:`~sb3_elmur.elmur.ElmurBackbone.compile_step`, the same function as one graph): 1.8-2.3x faster
-        acting steps on a CPU with 1-8 envs (rollouts, ``predict`` on one env, long streams), slower with 64 envs;
-        one compilation per batch size (a minute or two the first time on a 2-core CPU).
+        (:meth:`~sb3_elmur.elmur.ElmurBackbone.compile_step`, the same function as one graph): measured on a CPU
+        2.3x faster acting steps at 1 env and 1.6x at 8 (rollouts, ``predict`` on one env), slower at 64; the first
+        compilation takes up to a minute or two on a 2-core CPU.
     """
 
     def __init__(
@@ -344,7 +344,8 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             vf_features = features if self.share_features_extractor else features[1]
             return self.value_net(self.mlp_extractor.forward_critic(self.critic(vf_features)))
         inputs = self._backbone_input(features, (states.batch_size,))
-        out, _ = self._acting_step()(inputs, states.clone(), episode_starts)
+        # The eager step writes its caches in place (hence the copy); the compiled branch-free one never does.
+        out, _ = self._acting_step()(inputs, states if self.compile_acting else states.clone(), episode_starts)
         return self.value_net(self.mlp_extractor.forward_critic(self._latents(out, features)[1]))
 
     # ------------------------------------------------------------------ training (parallel path)
