@@ -1,7 +1,8 @@
 """
-MIKASA-Robo memory variants, offline: behaviour cloning of the scripted expert (it remembers the cue) with the
-agents of the model registry (ELMUR, BC-LSTM, BC-MLP, ...), success_once on fixed evaluation seeds, beside chance,
-the expert and the ELMUR paper's table.
+MIKASA-Robo memory variants: behaviour cloning of the scripted expert (it remembers the cue) with the offline agents
+of the model registry (ELMUR, BC-LSTM, BC-MLP, ...), or online training with its online agents (ElmurPPO,
+RecurrentPPO, PPO-MLP; ``--online``), success_once on fixed evaluation seeds, beside chance, the expert and the ELMUR
+paper's table.
 
 Per task: the expert's episodes are collected once (``--data``, .npz and a local Minari dataset
 ``mikasa/<task>-expert-<episodes>-v0``, seeds from 10,000; reused across runs), then
@@ -9,8 +10,14 @@ every (model, training seed) is trained and evaluated on seeds 0..``--eval-episo
 ``<output>_runs/`` (an interrupted run resumes); the table goes to ``<output>.md``. State observations of the
 ``*-Memory-v0`` variants (no leaks, CPU-safe cue hiding; ``docs/mikasa.md``), end-effector control.
 
+Online (``--online``): every agent gets the same step budget, PPO settings (the registry's) and training envs
+(``--n-envs``, seeded from ``TRAIN_SEED + 1000 * seed``, ManiSkill's normalized dense reward); the run records the
+success rate of its last 100 training episodes every ``--eval-freq`` steps (the learning curve, plotted to
+``<output>.png``) and is then evaluated like the cloned agents.
+
     python benchmarks/mikasa_benchmark.py --quick      # RememberColor3, 200 episodes, 1 seed, 40 evaluation episodes
     python benchmarks/mikasa_benchmark.py              # RememberColor3/5/9 and TakeItBack, 1000 episodes, 3 seeds
+    python benchmarks/mikasa_benchmark.py --online     # ElmurPPO and PPO-MLP, 100k steps, 1 seed
 """
 
 import argparse
@@ -24,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch as th
 
+from sb3_elmur.common.callbacks import TrainingSuccess
 from sb3_elmur.data import TrajectoryDataset, collect_trajectories
 from sb3_elmur.envs.mikasa import make_mikasa_vec_env
 from sb3_elmur.envs.mikasa.evaluation import evaluate_episodes
@@ -42,6 +50,7 @@ PAPER = {
 CHANCE = {"RememberColor3-Memory-v0": 1 / 3, "RememberColor5-Memory-v0": 1 / 5, "RememberColor9-Memory-v0": 1 / 9,
           "TakeItBack-Memory-v0": 1 / 3}  # fmt: skip
 DATA_SEED = 10_000  # collection seeds never meet the evaluation seeds 0..n-1
+TRAIN_SEED = 20_000  # nor do the online training envs' seeds
 
 
 def dataset(task: str, episodes: int, folder: Path) -> TrajectoryDataset:
@@ -79,22 +88,31 @@ def dataset(task: str, episodes: int, folder: Path) -> TrajectoryDataset:
 
 
 def run(task: str, model: str, seed: int, data: TrajectoryDataset | None, args: argparse.Namespace) -> dict[str, Any]:
-    """Build a registry model, train it (offline models: on the expert data) and measure success_once."""
+    """
+    Build a registry model, train it (offline models: on the expert data; online models: ``args.timesteps`` steps
+    in ``args.n_envs`` envs) and measure success_once.
+    """
     th.manual_seed(seed)
-    env = make_mikasa_vec_env(task, n_envs=1, seed=seed, **CONTROL)
     entry = get_model(model)
-    agent = entry.build(env, seed, {"updates": args.updates} if entry.trained else {})
+    online = entry.kind == "online"
+    env = make_mikasa_vec_env(task, n_envs=args.n_envs if online else 1, seed=TRAIN_SEED + 1000 * seed, **CONTROL)
+    agent = entry.build(env, seed, {"updates": args.updates} if entry.trained and not online else {})
+    curve = TrainingSuccess(args.eval_freq) if online else None
+    inputs = TrainingInputs(dataset=data, total_timesteps=args.timesteps, callback=curve, seed=seed, progress_bar=online)
     start = time.perf_counter()
-    agent.fit(TrainingInputs(dataset=data, seed=seed, progress_bar=False))
+    agent.fit(inputs)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     episodes = evaluate_episodes(agent.model, task, args.eval_episodes, seed=0, n_envs=4, **CONTROL)
     eval_s = time.perf_counter() - start
     env.close()
     result = {"task": task, "model": model, "seed": seed, "success": float(np.mean([e["success"] for e in episodes])),
-              "train_s": train_s, "eval_s": eval_s, "episodes": data.n_episodes if data else 0,
-              "updates": args.updates if entry.trained else 0, "eval_episodes": args.eval_episodes,
-              "obs_version": OBS_VERSION}  # fmt: skip
+              "train_s": train_s, "eval_s": eval_s, "eval_episodes": args.eval_episodes, "obs_version": OBS_VERSION,
+              **budget(entry, data.n_episodes if data else 0, args)}  # fmt: skip
+    if online:
+        steps = int(agent.model.num_timesteps)  # whole rollouts: the budget rounded up to n_steps * n_envs
+        result.update(settings=agent.settings, parameters=agent.n_parameters, curve=curve.curve if curve else [],
+                      steps_done=steps, steps_per_s=steps / train_s)  # fmt: skip
     for key in ("reached_cube", "reached_target"):  # RememberColor: what the policy reached (evaluate_episodes)
         if key in episodes[0]:
             result[key] = float(np.mean([e[key] for e in episodes]))
@@ -103,7 +121,26 @@ def run(task: str, model: str, seed: int, data: TrajectoryDataset | None, args: 
     return result
 
 
-def report(results: list[dict[str, Any]], tasks: list[str], models: list[str], command: str, expected: int) -> str:
+def budget(entry: Any, episodes: int, args: argparse.Namespace) -> dict[str, int]:
+    """
+    What a run was trained with (a saved run is reused only if it matches): expert episodes and BC updates for
+    cloned agents, environment steps and envs for online ones, nothing for untrained ones.
+    """
+    if not entry.trained:
+        return {"episodes": 0, "updates": 0}
+    if entry.kind == "online":
+        return {"timesteps": args.timesteps, "n_envs": args.n_envs}
+    return {"episodes": episodes, "updates": args.updates}
+
+
+def report(
+    results: list[dict[str, Any]],
+    tasks: list[str],
+    models: list[str],
+    command: str,
+    expected: int,
+    online: argparse.Namespace | None = None,
+) -> str:
     """
     The results as Markdown: success_once beside chance and the paper, then per run what a RememberColor policy
     reached and how long training and evaluation took.
@@ -113,13 +150,21 @@ def report(results: list[dict[str, Any]], tasks: list[str], models: list[str], c
     :param models: Registry names (columns).
     :param command: The command line shown above the table.
     :param expected: The number of runs the command asks for (the table says how many are done).
+    :param online: The arguments of an online run (its budget is stated), None for the offline track.
     """
     eval_episodes = results[0]["eval_episodes"] if results else 0
     labels = [get_model(m).label for m in models]
+    track = (
+        f"Online: {online.timesteps} environment steps per run in {online.n_envs} envs, the registry's PPO settings "
+        "for every agent, ManiSkill's normalized dense reward. "
+        if online
+        else ""
+    )
     lines = [
-        f"Produced by `{command}` ({len(results)} of {expected} runs done). success_once on seeds 0..{eval_episodes - 1} "
-        "(state observations of the memory variants, end-effector control), mean [min, max] over training seeds; the "
-        "paper's numbers are for RGB observations and are shown for orientation only.",
+        f"Produced by `{command}` ({len(results)} of {expected} runs done). {track}success_once on seeds "
+        f"0..{eval_episodes - 1} (state observations of the memory variants, end-effector control), mean [min, max] "
+        "over training seeds; the paper's numbers are for RGB observations and offline training, shown for orientation "
+        "only.",
         "",
         "| task | chance | " + " | ".join(labels) + " | paper ELMUR / RATE / BC-MLP |",
         "|---|---:|" + "---:|" * len(models) + "---|",
@@ -156,31 +201,75 @@ def report(results: list[dict[str, Any]], tasks: list[str], models: list[str], c
             }
             reach = f"{mean['reached_cube']:.2f} / {mean['reached_target']:.2f}, " if "reached_cube" in runs[0] else ""
             minutes = f"{mean['train_s'] / 60:.1f} / {mean['eval_s'] / 60:.1f} min"
-            cells.append(reach + minutes)
+            speed = f", {np.mean([r['steps_per_s'] for r in runs]):.0f} steps/s" if "steps_per_s" in runs[0] else ""
+            cells.append(reach + minutes + speed)
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def plot_curves(results: list[dict[str, Any]], tasks: list[str], models: list[str], path: Path) -> None:
+    """
+    One panel per task: the success rate of the last 100 training episodes against environment steps, per online
+    agent (mean over training seeds, min-max band), with chance as a dotted line.
+
+    :param results: The run JSONs.
+    :param tasks: Tasks (panels).
+    :param models: Online registry names (lines).
+    :param path: The PNG to write.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sb3_elmur.common.plotting import plot_learning_curves
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for model in models:
+            curves = [r["curve"] for r in results if r["task"] == task and r["model"] == model and r.get("curve")]
+            plot_learning_curves(ax, curves, get_model(model).label)
+        ax.axhline(CHANCE[task], color="grey", linestyle=":", label="chance")
+        ax.set(title=task.removesuffix("-Memory-v0"), xlabel="environment steps", ylim=(-0.02, 1.02))
+    axes[0][0].set_ylabel("training success (last 100 episodes)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--online", action="store_true", help="train the online agents (default: clone the expert)")
     parser.add_argument("--tasks", nargs="+", choices=list(CHANCE))
-    parser.add_argument("--models", nargs="+", default=["elmur", "bc-lstm", "bc-mlp"])
+    parser.add_argument("--models", nargs="+", help="registry names (default elmur bc-lstm bc-mlp; online elmur-ppo ppo-mlp)")
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--episodes", type=int, help="expert episodes per task")
     parser.add_argument("--updates", type=int, help="BC gradient steps")
+    parser.add_argument("--timesteps", type=int, help="online: environment steps per run (default 100k; quick 10k)")
+    parser.add_argument("--n-envs", type=int, default=8, help="online: training envs")
+    parser.add_argument("--eval-freq", type=int, help="online: steps between learning-curve points")
     parser.add_argument("--eval-episodes", type=int)
     parser.add_argument("--data", default=str(Path.home() / ".cache" / "sb3_elmur" / "mikasa"))
-    parser.add_argument("--output", help="default docs/results/mikasa_offline[_quick]")
+    parser.add_argument("--output", help="default docs/results/mikasa_offline[_quick] (online: mikasa_online[_quick])")
     parser.add_argument("--table-only", action="store_true", help="write the table of the runs done so far, run nothing")
     args = parser.parse_args()
-    quick = args.quick
+    quick, online = args.quick, args.online
     tasks = args.tasks or (["RememberColor3-Memory-v0"] if quick else list(CHANCE))
-    seeds = args.seeds or ([0] if quick else [0, 1, 2])
+    seeds = args.seeds or ([0] if quick or online else [0, 1, 2])
     args.episodes = args.episodes or (200 if quick else 1000)
     args.updates = args.updates or (300 if quick else 1500)
+    args.timesteps = args.timesteps or (10_000 if quick else 100_000)
+    args.eval_freq = args.eval_freq or max(args.timesteps // 20, 1)
     args.eval_episodes = args.eval_episodes or (40 if quick else 100)
-    output = Path(args.output or f"docs/results/mikasa_offline{'_quick' if quick else ''}")
+    kind = "online" if online else "offline"
+    default_models = ["elmur-ppo", "ppo-mlp"] if online else ["elmur", "bc-lstm", "bc-mlp"]
+    args.models = args.models or default_models
+    for model in args.models:
+        if get_model(model).kind != kind:
+            parser.error(f"{model} is a {get_model(model).kind} agent; this is the {kind} track (--online switches)")
+    output = Path(args.output or f"docs/results/mikasa_{kind}{'_quick' if quick else ''}")
     runs = output.parent / f"{output.name}_runs"
     runs.mkdir(parents=True, exist_ok=True)
     # The command that makes (and resumes) the runs; --table-only only writes their table.
@@ -191,17 +280,19 @@ def main() -> None:
     for task in tasks:
         data = None
         for model in models:
-            trained = get_model(model).trained
-            for seed in seeds if trained else [0]:
+            entry = get_model(model)
+            for seed in seeds if entry.trained else [0]:
                 path = runs / f"{task}__{model}__seed{seed}.json"
                 if path.exists():
                     saved = json.loads(path.read_text())
-                    if saved.get("obs_version", 0) == OBS_VERSION:  # runs on an older state layout are run again
+                    wanted = {"obs_version": OBS_VERSION, **budget(entry, args.episodes, args)}
+                    if all(saved.get(key, 0) == value for key, value in wanted.items()):
                         results.append(saved)
                         continue
+                    print(f"{path.name}: recorded with other settings than {wanted}; running it again")
                 if args.table_only:
                     continue
-                if trained and data is None:
+                if entry.trained and not online and data is None:
                     data = dataset(task, args.episodes, Path(args.data))
                 result = {**run(task, model, seed, data, args), "command": command}
                 tmp = path.with_suffix(".tmp")
@@ -210,8 +301,10 @@ def main() -> None:
                 results.append(result)
                 print(f"{task} {model} seed {seed}: success_once {result['success']:.2f}", flush=True)
     expected = len(tasks) * sum(len(seeds) if get_model(m).trained else 1 for m in models)
-    table = report(results, tasks, models, command, expected)
+    table = report(results, tasks, models, command, expected, args if online else None)
     output.with_suffix(".md").write_text(table)
+    if online and results:
+        plot_curves(results, tasks, args.models, output.with_suffix(".png"))
     print(table)
 
 

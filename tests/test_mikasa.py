@@ -214,3 +214,39 @@ def test_take_it_back_needs_memory_an_expert_that_remembers_the_start_succeeds()
     assert evaluate_success(TakeItBackExperts(), "TakeItBack-Memory-v0", 10, n_envs=5, **control) >= 0.9
     # Carried back to the middle lane instead of the remembered start: only the episodes that started there succeed.
     assert evaluate_success(TakeItBackExperts(ignore_start=True), "TakeItBack-Memory-v0", 10, n_envs=5, **control) < 0.6
+
+
+@needs_mikasa
+def test_online_track_trains_elmur_ppo_records_its_curve_and_resumes(tmp_path, monkeypatch, capsys):
+    """benchmarks/mikasa_benchmark.py --online: ElmurPPO trains on the memory variant for its budget, the run file
+    holds success_once, the learning curve and the budget; a second call reuses it, another budget reruns it."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import mikasa_benchmark
+
+    output = tmp_path / "online"
+    argv = ["mikasa_benchmark.py", "--online", "--tasks", "RememberColor3-Memory-v0", "--models", "elmur-ppo",
+            "--timesteps", "512", "--n-envs", "2", "--eval-freq", "256", "--eval-episodes", "2",
+            "--output", str(output)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    mikasa_benchmark.main()
+    run = tmp_path / "online_runs" / "RememberColor3-Memory-v0__elmur-ppo__seed0.json"
+    result = json.loads(run.read_text())
+    assert result["timesteps"] == result["steps_done"] == 512 and result["settings"]["algorithm"] == "ElmurPPO"
+    assert [steps for steps, _ in result["curve"]] == [256, 512] and 0 <= result["success"] <= 1
+    assert (tmp_path / "online.png").exists() and "ElmurPPO" in (tmp_path / "online.md").read_text()
+    stamp = run.stat().st_mtime_ns
+    mikasa_benchmark.main()  # resumes: nothing is run again
+    assert run.stat().st_mtime_ns == stamp
+    with pytest.raises(SystemExit):  # an offline agent on the online track is refused
+        monkeypatch.setattr(sys, "argv", [*argv, "--models", "elmur"])
+        mikasa_benchmark.main()
+    assert "offline agent" in capsys.readouterr().err
+    run.write_text(json.dumps({**result, "timesteps": 1024}))  # a run of another budget is not reused
+    monkeypatch.setattr(sys, "argv", [*argv, "--table-only"])
+    mikasa_benchmark.main()
+    assert "recorded with other settings" in capsys.readouterr().out
+    assert "(1 of 2 runs done)" in (tmp_path / "online.md").read_text()  # the expert's run only

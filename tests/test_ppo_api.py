@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch as th
 from envs import RandomLengthEnv, RecallEnv
-from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
@@ -174,3 +174,37 @@ def test_adam_is_fused_unless_the_user_chose_an_implementation():
     )
     assert chosen.policy.optimizer.defaults["foreach"] is True and not chosen.policy.optimizer.defaults["fused"]
     assert "fused" not in chosen.policy.optimizer_kwargs, "the saved settings stay the user's"
+
+
+def test_training_success_curve_is_the_success_rate_of_the_last_training_episodes():
+    """TrainingSuccess (the MIKASA online learning curve): a point per eval_freq steps, equal to the mean of
+    info["is_success"] over the episodes ended so far (here: success iff the episode ran to an even length)."""
+    import gymnasium as gym
+
+    from sb3_elmur.common.callbacks import TrainingSuccess
+
+    class EvenLengthSucceeds(gym.Wrapper):
+        def reset(self, **kwargs):
+            self.t = 0
+            return self.env.reset(**kwargs)
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            self.t += 1
+            return obs, reward, terminated, truncated, {**info, "is_success": self.t % 2 == 0}
+
+    ended = []
+
+    class Record(BaseCallback):
+        def _on_step(self) -> bool:
+            infos, dones = self.locals["infos"], self.locals["dones"]
+            ended.extend(bool(info["is_success"]) for info, done in zip(infos, dones, strict=True) if done)
+            return True
+
+    env = make_vec_env(lambda: EvenLengthSucceeds(RandomLengthEnv()), n_envs=2, seed=0)
+    model = ElmurPPO("MlpElmurPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0, policy_kwargs=TINY)
+    curve = TrainingSuccess(eval_freq=64)
+    model.learn(256, callback=[Record(), curve])
+    assert [steps for steps, _ in curve.curve] == [64, 128, 192, 256]
+    assert 0 < curve.curve[-1][1] < 1
+    assert curve.curve[-1][1] == pytest.approx(np.mean(ended[-100:]))

@@ -2,6 +2,7 @@
 
 from abc import abstractmethod
 
+import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 
@@ -37,3 +38,16 @@ class EvaluateEvery(BaseCallback):
     def _on_training_end(self) -> None:
         if not self.curve or self.curve[-1][0] != self.num_timesteps:
             self._record()
+
+
+class TrainingSuccess(EvaluateEvery):
+    """
+    A learning curve that costs no evaluation episodes: the success rate of the last training episodes (SB3's
+    ``ep_success_buffer``, filled from ``info["is_success"]`` at each episode end; 0 before any episode has ended).
+
+    :param eval_freq: Environment steps between points.
+    """
+
+    def evaluate(self) -> float:
+        successes = self.model.ep_success_buffer
+        return float(np.mean(successes)) if successes else 0.0
