@@ -36,7 +36,7 @@ from sb3_elmur.data import TrajectoryDataset, collect_trajectories
 from sb3_elmur.envs.mikasa import make_mikasa_vec_env
 from sb3_elmur.envs.mikasa.evaluation import evaluate_episodes
 from sb3_elmur.envs.mikasa.memory_variants import OBS_VERSION
-from sb3_elmur.registry import TrainingInputs, get_model
+from sb3_elmur.registry import BC_SETTINGS, TrainingInputs, get_model
 
 CONTROL = {"control_mode": "pd_ee_delta_pos"}
 #: The ELMUR paper's MIKASA-Robo table (RGB, success_once): ELMUR, RATE, BC-MLP.
@@ -49,6 +49,12 @@ PAPER = {
 #: Success of the best memoryless policy: 1/N for RememberColorN, about 1/3 for TakeItBack (three start lanes).
 CHANCE = {"RememberColor3-Memory-v0": 1 / 3, "RememberColor5-Memory-v0": 1 / 5, "RememberColor9-Memory-v0": 1 / 9,
           "TakeItBack-Memory-v0": 1 / 3}  # fmt: skip
+#: Segments per behaviour-cloning window (``segments_per_sample``, the same for every cloned model) where the
+#: registry's 3 (30 steps) are too short: the gradient reaches a memory write only from losses of the same window.
+#: RememberColor's expert episodes end with the success after about 20 steps, so 30 steps hold the cue and the
+#: search; TakeItBack's last 28-180 steps (median 64, 90% under 76) and the start, seen only at the first steps, is
+#: needed in the return phase, after the first 30 steps: 8 segments (80 steps) cover 90% of its episodes.
+SEGMENTS_PER_SAMPLE = {"TakeItBack-Memory-v0": 8}
 DATA_SEED = 10_000  # collection seeds never meet the evaluation seeds 0..n-1
 TRAIN_SEED = 20_000  # nor do the online training envs' seeds
 
@@ -96,7 +102,8 @@ def run(task: str, model: str, seed: int, data: TrajectoryDataset | None, args: 
     entry = get_model(model)
     online = entry.kind == "online"
     env = make_mikasa_vec_env(task, n_envs=args.n_envs if online else 1, seed=TRAIN_SEED + 1000 * seed, **CONTROL)
-    agent = entry.build(env, seed, {"updates": args.updates} if entry.trained and not online else {})
+    cloned = entry.trained and not online
+    agent = entry.build(env, seed, budget(entry, 0, args, task, dataset_keys=False) if cloned else {})
     curve = TrainingSuccess(args.eval_freq) if online else None
     inputs = TrainingInputs(dataset=data, total_timesteps=args.timesteps, callback=curve, seed=seed, progress_bar=online)
     start = time.perf_counter()
@@ -108,7 +115,7 @@ def run(task: str, model: str, seed: int, data: TrajectoryDataset | None, args: 
     env.close()
     result = {"task": task, "model": model, "seed": seed, "success": float(np.mean([e["success"] for e in episodes])),
               "train_s": train_s, "eval_s": eval_s, "eval_episodes": args.eval_episodes, "obs_version": OBS_VERSION,
-              **budget(entry, data.n_episodes if data else 0, args)}  # fmt: skip
+              **budget(entry, data.n_episodes if data else 0, args, task)}  # fmt: skip
     if online:
         steps = int(agent.model.num_timesteps)  # whole rollouts: the budget rounded up to n_steps * n_envs
         result.update(settings=agent.settings, parameters=agent.n_parameters, curve=curve.curve if curve else [],
@@ -121,16 +128,24 @@ def run(task: str, model: str, seed: int, data: TrajectoryDataset | None, args: 
     return result
 
 
-def budget(entry: Any, episodes: int, args: argparse.Namespace) -> dict[str, int]:
+def budget(entry: Any, episodes: int, args: argparse.Namespace, task: str, dataset_keys: bool = True) -> dict[str, int]:
     """
-    What a run was trained with (a saved run is reused only if it matches): expert episodes and BC updates for
-    cloned agents, environment steps and envs for online ones, nothing for untrained ones.
+    What a run was trained with (a saved run is reused only if it matches): expert episodes, BC updates and
+    segments per window for cloned agents, environment steps and envs for online ones, nothing for untrained ones.
+
+    :param entry: The registry entry.
+    :param episodes: Expert episodes of the dataset.
+    :param args: The command's arguments.
+    :param task: The task (its ``SEGMENTS_PER_SAMPLE``).
+    :param dataset_keys: Include the dataset size (False: only the trainer's settings, as overrides of the entry).
     """
     if not entry.trained:
         return {"episodes": 0, "updates": 0}
     if entry.kind == "online":
         return {"timesteps": args.timesteps, "n_envs": args.n_envs}
-    return {"episodes": episodes, "updates": args.updates}
+    segments = SEGMENTS_PER_SAMPLE.get(task, BC_SETTINGS["segments_per_sample"])
+    trainer = {"updates": args.updates, "segments_per_sample": segments}
+    return {"episodes": episodes, **trainer} if dataset_keys else trainer
 
 
 def report(
@@ -259,7 +274,7 @@ def main() -> None:
     tasks = args.tasks or (["RememberColor3-Memory-v0"] if quick else list(CHANCE))
     seeds = args.seeds or ([0] if quick or online else [0, 1, 2])
     args.episodes = args.episodes or (200 if quick else 1000)
-    args.updates = args.updates or (300 if quick else 1500)
+    args.updates = args.updates or (300 if quick else 4000)
     args.timesteps = args.timesteps or (10_000 if quick else 100_000)
     args.eval_freq = args.eval_freq or max(args.timesteps // 20, 1)
     args.eval_episodes = args.eval_episodes or (40 if quick else 100)
@@ -285,7 +300,7 @@ def main() -> None:
                 path = runs / f"{task}__{model}__seed{seed}.json"
                 if path.exists():
                     saved = json.loads(path.read_text())
-                    wanted = {"obs_version": OBS_VERSION, **budget(entry, args.episodes, args)}
+                    wanted = {"obs_version": OBS_VERSION, **budget(entry, args.episodes, args, task)}
                     if all(saved.get(key, 0) == value for key, value in wanted.items()):
                         results.append(saved)
                         continue
