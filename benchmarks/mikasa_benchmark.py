@@ -51,10 +51,10 @@ CHANCE = {"RememberColor3-Memory-v0": 1 / 3, "RememberColor5-Memory-v0": 1 / 5, 
           "TakeItBack-Memory-v0": 1 / 3}  # fmt: skip
 #: Segments per behaviour-cloning window (``segments_per_sample``, the same for every cloned model) where the
 #: registry's 3 (30 steps) are too short: the gradient reaches a memory write only from losses of the same window.
-#: RememberColor's expert episodes end with the success after about 20 steps, so 30 steps hold the cue and the
-#: search; TakeItBack's last 28-180 steps (median 64, 90% under 76) and the start, seen only at the first steps, is
-#: needed in the return phase, after the first 30 steps: 8 segments (80 steps) cover 90% of its episodes.
-SEGMENTS_PER_SAMPLE = {"TakeItBack-Memory-v0": 8}
+#: RememberColor's expert episodes end with the success after 20-22 steps, so 30 steps hold the cue and the search.
+#: TakeItBack's successful ones last 28-102 steps (median 64) and the start, seen only at the first steps, is needed
+#: in the return phase, after the first 30 steps: 11 segments (110 steps) hold every one of them whole.
+SEGMENTS_PER_SAMPLE = {"TakeItBack-Memory-v0": 11}
 DATA_SEED = 10_000  # collection seeds never meet the evaluation seeds 0..n-1
 TRAIN_SEED = 20_000  # nor do the online training envs' seeds
 
@@ -63,7 +63,7 @@ def dataset(task: str, episodes: int, folder: Path) -> TrajectoryDataset:
     """
     The expert's episodes of a task (collected once, then loaded). The file name carries the state's
     ``OBS_VERSION``, so data of an older layout is never reused (and a file whose observations do not fit the env is
-    collected again).
+    collected again). The models clone the successful episodes only (:func:`demonstrations`).
 
     :param task: A memory-variant id.
     :param episodes: Expert episodes.
@@ -93,6 +93,15 @@ def dataset(task: str, episodes: int, folder: Path) -> TrajectoryDataset:
     return data
 
 
+def demonstrations(data: TrajectoryDataset) -> TrajectoryDataset:
+    """
+    The successful episodes of the expert data (ManiSkill ends an episode at the success; the failures run to the
+    time limit): the RememberColor experts never fail, TakeItBack's fails 14 of 1000 episodes (180 steps of pushing
+    about, against 28-102 for a success).
+    """
+    return data.select(data.terminated) if not data.terminated.all() else data
+
+
 def run(task: str, model: str, seed: int, data: TrajectoryDataset | None, args: argparse.Namespace) -> dict[str, Any]:
     """
     Build a registry model, train it (offline models: on the expert data; online models: ``args.timesteps`` steps
@@ -115,7 +124,9 @@ def run(task: str, model: str, seed: int, data: TrajectoryDataset | None, args: 
     env.close()
     result = {"task": task, "model": model, "seed": seed, "success": float(np.mean([e["success"] for e in episodes])),
               "train_s": train_s, "eval_s": eval_s, "eval_episodes": args.eval_episodes, "obs_version": OBS_VERSION,
-              **budget(entry, data.n_episodes if data else 0, args, task)}  # fmt: skip
+              **budget(entry, args.episodes if data else 0, args, task)}  # fmt: skip
+    if data is not None:
+        result["demonstrations"] = data.n_episodes  # the successful episodes cloned
     if online:
         steps = int(agent.model.num_timesteps)  # whole rollouts: the budget rounded up to n_steps * n_envs
         result.update(settings=agent.settings, parameters=agent.n_parameters, curve=curve.curve if curve else [],
@@ -308,7 +319,7 @@ def main() -> None:
                 if args.table_only:
                     continue
                 if entry.trained and not online and data is None:
-                    data = dataset(task, args.episodes, Path(args.data))
+                    data = demonstrations(dataset(task, args.episodes, Path(args.data)))
                 result = {**run(task, model, seed, data, args), "command": command}
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(result, indent=1))

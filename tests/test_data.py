@@ -45,6 +45,29 @@ def test_collect_from_an_sb3_model_with_recurrent_predict():
     data.validate(env.observation_space, env.action_space)
 
 
+def test_select_keeps_the_chosen_episodes_whole_and_in_order():
+    data = TrajectoryDataset(
+        observations={"a": np.arange(9.0)[:, None], "b": np.arange(9)},
+        actions=np.arange(9) % 2,
+        rewards=np.arange(9.0),
+        episode_lengths=np.array([2, 3, 4]),
+        terminated=np.array([True, False, True]),
+        final_observations={"a": np.array([[10.0], [11.0], [12.0]]), "b": np.array([10, 11, 12])},
+    )
+    kept = data.select(data.terminated)  # the episodes that ended by success
+    assert kept.n_episodes == 2 and list(kept.episode_lengths) == [2, 4] and kept.terminated.all()
+    assert list(kept.rewards) == [0, 1, 5, 6, 7, 8] and list(kept.observations["b"]) == [0, 1, 5, 6, 7, 8]
+    assert list(kept.final_observations["b"]) == [10, 12]
+    assert kept.episode(1)["rewards"].tolist() == data.episode(2)["rewards"].tolist()
+    assert list(data.select(np.array([2, 0])).rewards) == [5, 6, 7, 8, 0, 1]
+    with pytest.raises(ValueError, match="shape"):
+        data.select(np.array([True, False]))
+    with pytest.raises(ValueError, match="no episode"):
+        data.select(np.zeros(3, bool))
+    with pytest.raises(IndexError, match="0, 3"):
+        data.select(np.array([3]))
+
+
 def test_npz_round_trip(tmp_path):
     data = make_dataset()
     data.metadata["env_id"] = "Recall"

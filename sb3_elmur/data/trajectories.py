@@ -162,6 +162,41 @@ class TrajectoryDataset:
         )
         return {"observations": obs, "actions": self.actions[window], "rewards": self.rewards[window]}
 
+    def select(self, episodes: np.ndarray) -> "TrajectoryDataset":
+        """
+        A dataset of some of the episodes, in their order (e.g. the successful demonstrations:
+        ``data.select(data.terminated)`` where success terminates the episode).
+
+        :param episodes: Episode indices, or a ``[n_episodes]`` boolean mask.
+        :return: A new dataset (the arrays are copies; the metadata is shared).
+        """
+        episodes = np.asarray(episodes)
+        if episodes.dtype == bool:
+            if episodes.shape != (self.n_episodes,):
+                raise ValueError(f"a mask of episodes needs shape ({self.n_episodes},), not {episodes.shape}")
+            episodes = np.flatnonzero(episodes)
+        if episodes.size == 0:
+            raise ValueError("no episode selected")
+        if episodes.min() < -self.n_episodes or episodes.max() >= self.n_episodes:
+            raise IndexError(f"episode indices must lie in [0, {self.n_episodes}); got {episodes.min()}..{episodes.max()}")
+        starts, lengths = self.episode_starts[episodes], self.episode_lengths[episodes]
+        steps = np.concatenate([np.arange(start, start + length) for start, length in zip(starts, lengths, strict=True)])
+
+        def take(values: NumpyObs | None, index: np.ndarray) -> NumpyObs | None:
+            if values is None:
+                return None
+            return {k: v[index] for k, v in values.items()} if isinstance(values, dict) else values[index]
+
+        return TrajectoryDataset(
+            observations=take(self.observations, steps),
+            actions=self.actions[steps],
+            rewards=self.rewards[steps],
+            episode_lengths=lengths.copy(),
+            terminated=self.terminated[episodes],
+            metadata=self.metadata,
+            final_observations=take(self.final_observations, episodes),
+        )
+
     # ------------------------------------------------------------------ .npz
     def save_npz(self, path: str | Path) -> None:
         """Write the dataset to a compressed ``.npz`` file (no pickled objects)."""
