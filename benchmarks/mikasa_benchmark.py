@@ -112,7 +112,7 @@ def run(task: str, model: str, seed: int, data: TrajectoryDataset | None, args: 
     online = entry.kind == "online"
     env = make_mikasa_vec_env(task, n_envs=args.n_envs if online else 1, seed=TRAIN_SEED + 1000 * seed, **CONTROL)
     cloned = entry.trained and not online
-    agent = entry.build(env, seed, budget(entry, 0, args, task, dataset_keys=False) if cloned else {})
+    agent = entry.build(env, seed, bc_settings(task, args) if cloned else {})
     curve = TrainingSuccess(args.eval_freq) if online else None
     inputs = TrainingInputs(dataset=data, total_timesteps=args.timesteps, callback=curve, seed=seed, progress_bar=online)
     start = time.perf_counter()
@@ -139,24 +139,21 @@ def run(task: str, model: str, seed: int, data: TrajectoryDataset | None, args: 
     return result
 
 
-def budget(entry: Any, episodes: int, args: argparse.Namespace, task: str, dataset_keys: bool = True) -> dict[str, int]:
-    """
-    What a run was trained with (a saved run is reused only if it matches): expert episodes, BC updates and
-    segments per window for cloned agents, environment steps and envs for online ones, nothing for untrained ones.
+def bc_settings(task: str, args: argparse.Namespace) -> dict[str, int]:
+    """The settings every cloned model of a task trains with: ``args.updates`` and the task's window."""
+    return {"updates": args.updates, "segments_per_sample": SEGMENTS_PER_SAMPLE.get(task, BC_SETTINGS["segments_per_sample"])}
 
-    :param entry: The registry entry.
-    :param episodes: Expert episodes of the dataset.
-    :param args: The command's arguments.
-    :param task: The task (its ``SEGMENTS_PER_SAMPLE``).
-    :param dataset_keys: Include the dataset size (False: only the trainer's settings, as overrides of the entry).
+
+def budget(entry: Any, episodes: int, args: argparse.Namespace, task: str) -> dict[str, int]:
+    """
+    What a run was trained with (a saved run is reused only if it matches): expert episodes and
+    :func:`bc_settings` for cloned agents, environment steps and envs for online ones, nothing for untrained ones.
     """
     if not entry.trained:
         return {"episodes": 0, "updates": 0}
     if entry.kind == "online":
         return {"timesteps": args.timesteps, "n_envs": args.n_envs}
-    segments = SEGMENTS_PER_SAMPLE.get(task, BC_SETTINGS["segments_per_sample"])
-    trainer = {"updates": args.updates, "segments_per_sample": segments}
-    return {"episodes": episodes, **trainer} if dataset_keys else trainer
+    return {"episodes": episodes, **bc_settings(task, args)}
 
 
 def report(

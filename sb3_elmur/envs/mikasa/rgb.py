@@ -45,7 +45,7 @@ from torch import nn
 
 from sb3_elmur.data.trajectories import TrajectoryDataset
 from sb3_elmur.envs.mikasa.adapter import make_mikasa_vec_env
-from sb3_elmur.envs.mikasa.evaluation import evaluate_episodes
+from sb3_elmur.envs.mikasa.evaluation import evaluate_success
 
 #: Env settings of the RGB data: the experts act in end-effector space (4-D actions: dx, dy, dz, gripper). The
 #: paper's agents use the default ``pd_joint_delta_pos`` (8-D); cloning the experts needs their action space.
@@ -230,8 +230,7 @@ def evaluate_rgb_success(
             policy.bind(env)
         return env
 
-    episodes = evaluate_episodes(policy, env_id, n_episodes, seed, n_envs, deterministic, make_env=make_bound)
-    return float(np.mean([episode["success"] for episode in episodes]))
+    return evaluate_success(policy, env_id, n_episodes, seed, n_envs, deterministic, make_env=make_bound)
 
 
 class StateExpertPolicy:
