@@ -102,10 +102,17 @@ def demonstrations(data: TrajectoryDataset) -> TrajectoryDataset:
     return data.select(data.terminated) if not data.terminated.all() else data
 
 
-def run(task: str, model: str, seed: int, data: TrajectoryDataset | None, args: argparse.Namespace) -> dict[str, Any]:
+def run(
+    task: str,
+    model: str,
+    seed: int,
+    data: TrajectoryDataset | None,
+    args: argparse.Namespace,
+    model_path: Path | None = None,
+) -> dict[str, Any]:
     """
     Build a registry model, train it (offline models: on the expert data; online models: ``args.timesteps`` steps
-    in ``args.n_envs`` envs) and measure success_once.
+    in ``args.n_envs`` envs), measure success_once and save the trained model to ``model_path`` (a .zip, when given).
     """
     th.manual_seed(seed)
     entry = get_model(model)
@@ -131,11 +138,15 @@ def run(task: str, model: str, seed: int, data: TrajectoryDataset | None, args: 
         steps = int(agent.model.num_timesteps)  # whole rollouts: the budget rounded up to n_steps * n_envs
         result.update(settings=agent.settings, parameters=agent.n_parameters, curve=curve.curve if curve else [],
                       steps_done=steps, steps_per_s=steps / train_s)  # fmt: skip
-    for key in ("reached_cube", "reached_target"):  # RememberColor: what the policy reached (evaluate_episodes)
-        if key in episodes[0]:
+    # How far the policy got (evaluate_episodes): the rate of each reached_* flag, the median of each final distance.
+    for key in episodes[0]:
+        if key.startswith("reached_"):
             result[key] = float(np.mean([e[key] for e in episodes]))
-    if "final_target_distance" in episodes[0]:
-        result["median_final_target_distance"] = float(np.median([e["final_target_distance"] for e in episodes]))
+        elif key.startswith("final_"):
+            result[f"median_{key}"] = float(np.nanmedian([e[key] for e in episodes]))
+    if model_path is not None and entry.trained:
+        model_path.parent.mkdir(parents=True, exist_ok=True)
+        agent.model.save(model_path)
     return result
 
 
@@ -206,7 +217,9 @@ def report(
     lines += [
         "",
         "Per model: reached any cube / reached the target cube (RememberColor: the TCP within the success radius at "
-        "some step, static or not), and training / evaluation minutes per run (mean).",
+        "some step, static or not), or the rate of episodes whose cube reached the goal and the median distance of the "
+        "cube to its start at the end (TakeItBack; the start region's radius is 0.08 m), and training / evaluation "
+        "minutes per run (mean).",
         "",
         "| task | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(models),
@@ -223,6 +236,10 @@ def report(
                 for key in ("reached_cube", "reached_target", "train_s", "eval_s")
             }
             reach = f"{mean['reached_cube']:.2f} / {mean['reached_target']:.2f}, " if "reached_cube" in runs[0] else ""
+            if "reached_goal" in runs[0]:
+                goal = np.mean([r["reached_goal"] for r in runs])
+                back = np.median([r["median_final_start_distance"] for r in runs])
+                reach = f"goal {goal:.2f}, cube to start {back:.3f} m, "
             minutes = f"{mean['train_s'] / 60:.1f} / {mean['eval_s'] / 60:.1f} min"
             speed = f", {np.mean([r['steps_per_s'] for r in runs]):.0f} steps/s" if "steps_per_s" in runs[0] else ""
             cells.append(reach + minutes + speed)
@@ -317,7 +334,8 @@ def main() -> None:
                     continue
                 if entry.trained and not online and data is None:
                     data = demonstrations(dataset(task, args.episodes, Path(args.data)))
-                result = {**run(task, model, seed, data, args), "command": command}
+                model_path = Path(args.data) / "models" / output.name / f"{task}__{model}__seed{seed}.zip"
+                result = {**run(task, model, seed, data, args, model_path), "command": command}
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(result, indent=1))
                 tmp.replace(path)

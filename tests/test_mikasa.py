@@ -203,7 +203,9 @@ def test_one_behaviour_cloning_update_on_expert_data():
 
 @needs_mikasa
 def test_take_it_back_needs_memory_an_expert_that_remembers_the_start_succeeds():
-    from sb3_elmur.envs.mikasa.evaluation import evaluate_success
+    """The expert pushes the cube into the goal and carries it back to its start; without its memory it pushes as
+    well, and carries the cube back to the middle lane: the evaluation tells the two failures apart."""
+    from sb3_elmur.envs.mikasa.evaluation import TIB_RADIUS, evaluate_episodes
     from sb3_elmur.envs.mikasa.experts import TakeItBackExperts
     from sb3_elmur.registry import get_model
 
@@ -211,9 +213,19 @@ def test_take_it_back_needs_memory_an_expert_that_remembers_the_start_succeeds()
     env = make_mikasa_vec_env("TakeItBack-Memory-v0", n_envs=1, **control)
     assert isinstance(get_model("mikasa-expert").build(env, 0, {}).model, TakeItBackExperts)
     env.close()
-    assert evaluate_success(TakeItBackExperts(), "TakeItBack-Memory-v0", 10, n_envs=5, **control) >= 0.9
+    expert = evaluate_episodes(TakeItBackExperts(), "TakeItBack-Memory-v0", 10, n_envs=5, **control)
+    assert np.mean([e["success"] for e in expert]) >= 0.9
+    for e in expert:  # a success: the goal reached, the cube back in the start region
+        assert not e["success"] or (e["reached_goal"] and e["final_start_distance"] < TIB_RADIUS)
     # Carried back to the middle lane instead of the remembered start: only the episodes that started there succeed.
-    assert evaluate_success(TakeItBackExperts(ignore_start=True), "TakeItBack-Memory-v0", 10, n_envs=5, **control) < 0.6
+    memoryless = evaluate_episodes(TakeItBackExperts(ignore_start=True), "TakeItBack-Memory-v0", 10, n_envs=5, **control)
+    assert np.mean([e["success"] for e in memoryless]) < 0.6
+    failed = [e for e in memoryless if not e["success"]]
+    assert all(e["reached_goal"] and e["final_start_distance"] > TIB_RADIUS for e in failed)
+    # Holding still: the cube never reaches the goal and stays at its start.
+    still = evaluate_episodes(_Still(), "TakeItBack-Memory-v0", 2, n_envs=2, **control)
+    assert not any(e["reached_goal"] or e["success"] for e in still)
+    assert all(e["final_start_distance"] < 0.01 for e in still)
 
 
 @needs_mikasa

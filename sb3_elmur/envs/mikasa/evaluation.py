@@ -1,4 +1,4 @@
-"""success_once of a policy on MIKASA-Robo, on fixed seeds, and what a RememberColor policy reached."""
+"""success_once of a policy on MIKASA-Robo, on fixed seeds, and how far a policy got in the memory variants."""
 
 from collections.abc import Callable
 from typing import Any
@@ -6,10 +6,12 @@ from typing import Any
 import numpy as np
 
 from sb3_elmur.envs.mikasa.adapter import make_mikasa_vec_env
-from sb3_elmur.envs.mikasa.experts import remember_color_layout
+from sb3_elmur.envs.mikasa.experts import TIB_CUBE, TIB_OBS_DIM, TIB_REACHED, remember_color_layout
 
 #: RememberColor's success radius (TCP to the target cube's centre; the suite's ``GOAL_THRESH``).
 REACH_RADIUS = 0.05
+#: TakeItBack's radius of the goal and of the start region (the cube's centre in the plane; the suite's ``GOAL_RADIUS``).
+TIB_RADIUS = 0.08
 
 
 def _remember_color_colors(env_id: str) -> int | None:
@@ -45,6 +47,33 @@ class _ReachTracker:
         }
 
 
+class _TakeItBackTracker:
+    """Where the cube of one TakeItBack episode went, read from the observations alone: pushed into the goal, then
+    back to its start (the cube's position at the first step)."""
+
+    def __init__(self, first_obs: np.ndarray) -> None:
+        self.start = first_obs[TIB_CUBE][:2].copy()
+        self.reached_goal = False
+        self.final_start_distance = float("nan")
+
+    def update(self, obs: np.ndarray) -> None:
+        self.reached_goal |= bool(obs[TIB_REACHED] > 0.5)
+        self.final_start_distance = float(np.linalg.norm(obs[TIB_CUBE][:2] - self.start))
+
+    def summary(self) -> dict[str, Any]:
+        return {"reached_goal": self.reached_goal, "final_start_distance": self.final_start_distance}
+
+
+def _tracker(env_id: str, first_obs: np.ndarray) -> _ReachTracker | _TakeItBackTracker | None:
+    """The progress tracker of a memory variant's state episode (None for other ids)."""
+    n_colors = _remember_color_colors(env_id)
+    if n_colors:
+        return _ReachTracker(n_colors, first_obs)
+    if env_id.startswith("TakeItBack") and "-Memory-" in env_id and first_obs.shape[-1] == TIB_OBS_DIM:
+        return _TakeItBackTracker(first_obs)
+    return None
+
+
 def evaluate_episodes(
     policy: Any,
     env_id: str,
@@ -60,7 +89,9 @@ def evaluate_episodes(
     describe each: ``success`` (the task solved at some step: ``success_once``) and ``length``; on the RememberColor
     memory variants also ``reached_cube`` / ``reached_target`` (the TCP came within the success radius of any cube
     / of the target cube, static or not), ``final_nearest_distance`` and ``final_target_distance`` (at the last step);
-    with RGB observations (a dict), success and length only.
+    on TakeItBack's ``reached_goal`` (the cube was pushed into the goal region) and ``final_start_distance`` (the
+    cube's distance to its start at the last step; the start region's radius is :data:`TIB_RADIUS`); with RGB
+    observations (a dict), success and length only.
 
     :param policy: Anything with ``predict(observation, state, episode_start, deterministic)``.
     :param env_id: A MIKASA-Robo id.
@@ -72,14 +103,14 @@ def evaluate_episodes(
     :param env_kwargs: Keyword arguments of the env (e.g. ``control_mode``).
     :return: One dict per episode, in seed order.
     """
-    n_colors = _remember_color_colors(env_id)
     episodes: list[dict[str, Any]] = []
     for first in range(seed, seed + n_episodes, n_envs):
         batch = min(n_envs, seed + n_episodes - first)
         env = make_env(env_id, n_envs=batch, seed=first, **env_kwargs)
         obs, state, starts = env.reset(), None, np.ones(batch, dtype=bool)
-        # Reach statistics read the state vector; RGB (dict) observations get success and length only.
-        trackers = [_ReachTracker(n_colors, o) for o in obs] if n_colors and not isinstance(obs, dict) else None
+        # Progress statistics read the state vector; RGB (dict) observations get success and length only.
+        trackers = None if isinstance(obs, dict) else [_tracker(env_id, o) for o in obs]
+        trackers = trackers if trackers and trackers[0] is not None else None
         done = np.zeros(batch, dtype=bool)
         outcome: list[dict[str, Any]] = [{} for _ in range(batch)]
         while not done.all():
