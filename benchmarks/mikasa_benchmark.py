@@ -236,10 +236,13 @@ def report(
                 for key in ("reached_cube", "reached_target", "train_s", "eval_s")
             }
             reach = f"{mean['reached_cube']:.2f} / {mean['reached_target']:.2f}, " if "reached_cube" in runs[0] else ""
-            if "reached_goal" in runs[0]:
-                goal = np.mean([r["reached_goal"] for r in runs])
-                back = np.median([r["median_final_start_distance"] for r in runs])
-                reach = f"goal {goal:.2f}, cube to start {back:.3f} m, "
+            tracked = [r for r in runs if "reached_goal" in r]  # TakeItBack runs recorded since the tracker
+            if tracked:
+                goal = np.mean([r["reached_goal"] for r in tracked])
+                back = np.median([r["median_final_start_distance"] for r in tracked])
+                reach = f"goal {goal:.2f}, cube to start {back:.3f} m" + (
+                    f" ({len(tracked)} runs), " if len(tracked) < len(runs) else ", "
+                )
             minutes = f"{mean['train_s'] / 60:.1f} / {mean['eval_s'] / 60:.1f} min"
             speed = f", {np.mean([r['steps_per_s'] for r in runs]):.0f} steps/s" if "steps_per_s" in runs[0] else ""
             cells.append(reach + minutes + speed)
