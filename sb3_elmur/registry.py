@@ -283,6 +283,7 @@ BC_SETTINGS: dict[str, Any] = {
     "learning_rate": 1e-3,
     "warmup_steps": 50,
     "segment_len": 10,
+    "normalize_observations": False,
 }
 #: ELMUR's behaviour cloning runs compiled from this many updates on (``compile_backbone="auto"``): the compiled
 #: update is 2-2.5x faster on a CPU, and the first compilation of a model shape (1-2 minutes on 2 cores, then
@@ -322,8 +323,22 @@ def _build_elmur(env: VecEnv, seed: int, overrides: dict[str, Any], online: bool
     return model, elmur
 
 
+def _standardized_inputs(overrides: dict[str, Any]) -> dict[str, Any]:
+    """
+    With ``normalize_observations`` among the overrides, the policy gets the standardizing features extractor
+    whose statistics ElmurBC sets from the dataset (:mod:`sb3_elmur.common.normalization`).
+    """
+    if overrides.get("normalize_observations"):
+        from sb3_elmur.common.normalization import StandardizedFlattenExtractor
+
+        extractor = {"features_extractor_class": StandardizedFlattenExtractor}
+        overrides["policy_kwargs"] = {**extractor, **(overrides.get("policy_kwargs") or {})}
+    return overrides
+
+
 def build_elmur_bc(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Agent:
     """ELMUR cloned with ElmurBC (K and the chunking follow the ELMUR config)."""
+    overrides = _standardized_inputs(overrides)
     model, elmur = _build_elmur(env, seed, overrides, online=False)
     settings = _take(overrides, {**BC_SETTINGS, "segment_len": elmur["segment_len"], "compile_backbone": "auto"})
     _check_empty("elmur", overrides)
@@ -334,6 +349,7 @@ def build_bc_lstm(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Agent:
     """sb3-contrib's MlpLstmPolicy cloned with ElmurBC (unrolled S*K steps per chunk, state carried)."""
     from sb3_contrib import RecurrentPPO
 
+    overrides = _standardized_inputs(overrides)
     policy_kwargs = _merged(
         {**HEADS, "lstm_hidden_size": LSTM_HIDDEN, "enable_critic_lstm": False}, overrides.pop("policy_kwargs", None)
     )
@@ -348,6 +364,7 @@ def build_bc_mlp(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Agent:
     """SB3's MlpPolicy (no memory) cloned with ElmurBC."""
     from stable_baselines3 import PPO
 
+    overrides = _standardized_inputs(overrides)
     net = {"net_arch": {"pi": [128, 64], "vf": [64]}, "ortho_init": False}
     policy_kwargs = _merged(net, overrides.pop("policy_kwargs", None))
     model_kwargs = _merged(DEVICE, overrides.pop("model_kwargs", None))

@@ -23,6 +23,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import set_random_seed
 
+from sb3_elmur.common.normalization import set_observation_statistics
 from sb3_elmur.common.policies import ElmurActorCriticPolicy
 from sb3_elmur.common.sequence import actor_sequence, check_sequence_policy, detach_carry
 from sb3_elmur.data.trajectories import TrajectoryDataset
@@ -70,6 +71,10 @@ class ElmurBC:
         the model keeps its setting for acting, evaluation and saving. On a CPU the compiled update is 2-2.5x
         faster at the paper's sizes; the first compilation of a model shape costs 1-2 minutes, later runs reuse
         torch's on-disk cache (see docs/bc.md). Ignored for LSTM and MLP policies.
+    :param normalize_observations: Standardize the policy's inputs with the dataset's per-feature mean and std
+        (Box observations; the policy must be built with ``policy_kwargs={"features_extractor_class":
+        StandardizedFlattenExtractor}`` from :mod:`sb3_elmur.common.normalization`). The statistics live in the
+        policy, so the saved model acts on raw observations.
     """
 
     def __init__(
@@ -89,6 +94,7 @@ class ElmurBC:
         segment_len: int = 10,
         process_group: Any = None,
         compile_backbone: bool | None = None,
+        normalize_observations: bool = False,
     ) -> None:
         check_sequence_policy(model.policy)
         if segments_per_sample < 1 or batch_size < 1:
@@ -101,6 +107,8 @@ class ElmurBC:
             batch = min(batch_size, dataset.n_episodes)
             raise ValueError(f"batch_size ({batch}) must be at least the number of processes ({self.world_size})")
         dataset.validate(model.observation_space, model.action_space)
+        if normalize_observations:
+            set_observation_statistics(model.policy, dataset.observations)
         self.model = model
         self.policy: ActorCriticPolicy = model.policy
         self.dataset = dataset
