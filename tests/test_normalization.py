@@ -67,7 +67,7 @@ def test_statistics_come_from_the_data_and_are_saved_with_the_model(tmp_path):
 
 def test_normalize_observations_needs_the_standardizing_extractor():
     model, data = model_and_data(False, n_episodes=4)
-    with pytest.raises(ValueError, match="StandardizedFlattenExtractor.*FlattenExtractor"):
+    with pytest.raises(ValueError, match=r"StandardizedFlattenExtractor.*FlattenExtractor"):
         ElmurBC(model, data, batch_size=4, normalize_observations=True)
     with pytest.raises(TypeError, match="Box"):
         StandardizedFlattenExtractor(gym.spaces.Discrete(3))

@@ -67,8 +67,8 @@ def set_observation_statistics(policy: BasePolicy, observations: np.ndarray, eps
     :param observations: ``[n, *obs_shape]`` observations (e.g. every step of a dataset).
     :param epsilon: Added to the variance.
     """
-    extractors = {id(m): m for m in (getattr(policy, n, None) for n in ("features_extractor", "pi_features_extractor",
-                                                                          "vf_features_extractor")) if m is not None}  # fmt: skip
+    names = ("features_extractor", "pi_features_extractor", "vf_features_extractor")
+    extractors = {id(m): m for m in (getattr(policy, name, None) for name in names) if m is not None}
     if not extractors or not all(isinstance(m, StandardizedFlattenExtractor) for m in extractors.values()):
         raise ValueError(
             "normalize_observations needs a policy built with "
