@@ -35,7 +35,7 @@ from sb3_elmur.common.callbacks import TrainingSuccess
 from sb3_elmur.data import TrajectoryDataset, collect_trajectories
 from sb3_elmur.envs.mikasa import make_mikasa_vec_env
 from sb3_elmur.envs.mikasa.evaluation import evaluate_episodes
-from sb3_elmur.envs.mikasa.memory_variants import OBS_VERSION
+from sb3_elmur.envs.mikasa.memory_variants import VARIANT_VERSION
 from sb3_elmur.registry import BC_SETTINGS, TrainingInputs, get_model
 
 CONTROL = {"control_mode": "pd_ee_delta_pos"}
@@ -55,21 +55,26 @@ CHANCE = {"RememberColor3-Memory-v0": 1 / 3, "RememberColor5-Memory-v0": 1 / 5, 
 #: TakeItBack's successful ones last 28-102 steps (median 64) and the start, seen only at the first steps, is needed
 #: in the return phase, after the first 30 steps: 11 segments (110 steps) hold every one of them whole.
 SEGMENTS_PER_SAMPLE = {"TakeItBack-Memory-v0": 11}
+#: Tasks whose cloned models standardize their inputs with the data's statistics (ElmurBC's normalize_observations):
+#: TakeItBack's cue, the cube's start, has a std of 0.03 / 0.08 m beside joint features of std up to 0.7 (with raw
+#: inputs ELMUR's training seed 2 did not learn the memory: 0.25; standardized, the same seed: 0.97).
+STANDARDIZED = {"TakeItBack-Memory-v0"}
 DATA_SEED = 10_000  # collection seeds never meet the evaluation seeds 0..n-1
 TRAIN_SEED = 20_000  # nor do the online training envs' seeds
 
 
 def dataset(task: str, episodes: int, folder: Path) -> TrajectoryDataset:
     """
-    The expert's episodes of a task (collected once, then loaded). The file name carries the state's
-    ``OBS_VERSION``, so data of an older layout is never reused (and a file whose observations do not fit the env is
-    collected again). The models clone the successful episodes only (:func:`demonstrations`).
+    The expert's episodes of a task (collected once, then loaded). The file name carries the variant's
+    ``VARIANT_VERSION`` (state layout and dynamics), so data of an older variant is never reused (and a file whose
+    observations do not fit the env is collected again). The models clone the successful episodes only
+    (:func:`demonstrations`).
 
     :param task: A memory-variant id.
     :param episodes: Expert episodes.
     :param folder: Where the data lies.
     """
-    path = folder / f"{task}-obs{OBS_VERSION}-{episodes}.npz"
+    path = folder / f"{task}-obs{VARIANT_VERSION[task]}-{episodes}.npz"
     env = make_mikasa_vec_env(task, n_envs=4, seed=DATA_SEED, **CONTROL)
     if path.exists():
         data = TrajectoryDataset.load_npz(path)
@@ -88,7 +93,7 @@ def dataset(task: str, episodes: int, folder: Path) -> TrajectoryDataset:
 
         name = task.removesuffix("-v0")
         # No env spec stored: ManiSkill registers its ids with a callable entry point, which Minari cannot serialise.
-        to_minari(data, f"mikasa/{name}-expert-{episodes}-v{OBS_VERSION}", env.observation_space, env.action_space)
+        to_minari(data, f"mikasa/{name}-expert-{episodes}-v{VARIANT_VERSION[task]}", env.observation_space, env.action_space)
     env.close()
     return data
 
@@ -130,7 +135,7 @@ def run(
     eval_s = time.perf_counter() - start
     env.close()
     result = {"task": task, "model": model, "seed": seed, "success": float(np.mean([e["success"] for e in episodes])),
-              "train_s": train_s, "eval_s": eval_s, "eval_episodes": args.eval_episodes, "obs_version": OBS_VERSION,
+              "train_s": train_s, "eval_s": eval_s, "eval_episodes": args.eval_episodes, "obs_version": VARIANT_VERSION[task],
               **budget(entry, args.episodes if data else 0, args, task)}  # fmt: skip
     if data is not None:
         result["demonstrations"] = data.n_episodes  # the successful episodes cloned
@@ -150,12 +155,13 @@ def run(
     return result
 
 
-def bc_settings(task: str, args: argparse.Namespace) -> dict[str, int]:
-    """The settings every cloned model of a task trains with: ``args.updates`` and the task's window."""
-    return {"updates": args.updates, "segments_per_sample": SEGMENTS_PER_SAMPLE.get(task, BC_SETTINGS["segments_per_sample"])}
+def bc_settings(task: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The settings every cloned model of a task trains with: ``args.updates``, the task's window and inputs."""
+    window = SEGMENTS_PER_SAMPLE.get(task, BC_SETTINGS["segments_per_sample"])
+    return {"updates": args.updates, "segments_per_sample": window, "normalize_observations": task in STANDARDIZED}
 
 
-def budget(entry: Any, episodes: int, args: argparse.Namespace, task: str) -> dict[str, int]:
+def budget(entry: Any, episodes: int, args: argparse.Namespace, task: str) -> dict[str, Any]:
     """
     What a run was trained with (a saved run is reused only if it matches): expert episodes and
     :func:`bc_settings` for cloned agents, environment steps and envs for online ones, nothing for untrained ones.
@@ -328,7 +334,7 @@ def main() -> None:
                 path = runs / f"{task}__{model}__seed{seed}.json"
                 if path.exists():
                     saved = json.loads(path.read_text())
-                    wanted = {"obs_version": OBS_VERSION, **budget(entry, args.episodes, args, task)}
+                    wanted = {"obs_version": VARIANT_VERSION[task], **budget(entry, args.episodes, args, task)}
                     if all(saved.get(key, 0) == value for key, value in wanted.items()):
                         results.append(saved)
                         continue

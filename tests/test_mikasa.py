@@ -205,7 +205,7 @@ def test_one_behaviour_cloning_update_on_expert_data():
 def test_take_it_back_needs_memory_an_expert_that_remembers_the_start_succeeds():
     """The expert pushes the cube into the goal and carries it back to its start; without its memory it pushes as
     well, and carries the cube back to the middle lane: the evaluation tells the two failures apart."""
-    from sb3_elmur.envs.mikasa.evaluation import TIB_RADIUS, evaluate_episodes
+    from sb3_elmur.envs.mikasa.evaluation import TIB_RADIUS, evaluate_episodes, evaluate_success
     from sb3_elmur.envs.mikasa.experts import TakeItBackExperts
     from sb3_elmur.registry import get_model
 
@@ -222,10 +222,46 @@ def test_take_it_back_needs_memory_an_expert_that_remembers_the_start_succeeds()
     assert np.mean([e["success"] for e in memoryless]) < 0.6
     failed = [e for e in memoryless if not e["success"]]
     assert all(e["reached_goal"] and e["final_start_distance"] > TIB_RADIUS for e in failed)
+    # Reading the start off the cube's place in the goal (the line from the goal's centre through the cube) works in
+    # the suite's dynamics, where the cube enters the goal on its start's side, and not in the memory variant.
+    line = TakeItBackExperts(follow_line=True)
+    suite = evaluate_success(line, "TakeItBack-Memory-v0", 10, n_envs=5, snap_cube_to_goal=False, **control)
+    variant = evaluate_success(line, "TakeItBack-Memory-v0", 10, n_envs=5, **control)
+    assert suite >= 0.6 and variant <= 0.5 and suite >= variant + 0.2, (suite, variant)
     # Holding still: the cube never reaches the goal and stays at its start.
     still = evaluate_episodes(_Still(), "TakeItBack-Memory-v0", 2, n_envs=2, **control)
     assert not any(e["reached_goal"] or e["success"] for e in still)
     assert all(e["final_start_distance"] < 0.01 for e in still)
+
+
+@needs_mikasa
+def test_take_it_back_memory_variant_puts_the_cube_at_one_place_of_the_goal_whatever_the_start():
+    """In the suite the cube's place in the goal, when it gets there, depends on where it started; in the memory
+    variant it is the same place (SNAP_INSET from the goal's centre toward the robot) for every start."""
+    from sb3_elmur.envs.mikasa.experts import TIB_CUBE, TIB_GOAL, TIB_REACHED, TakeItBackExpert
+    from sb3_elmur.envs.mikasa.memory_variants import SNAP_INSET
+
+    def place_in_goal(seed: int, snap: bool) -> tuple[np.ndarray, np.ndarray]:
+        env = make_mikasa_env("TakeItBack-Memory-v0", control_mode="pd_ee_delta_pos", snap_cube_to_goal=snap)
+        obs, _ = env.reset(seed=seed)
+        start, expert = obs[TIB_CUBE][:2].copy(), TakeItBackExpert()
+        while obs[TIB_REACHED] < 0.5:
+            obs, *_ = env.step(expert.act(obs))
+        arrival = obs[TIB_CUBE] - obs[TIB_GOAL]
+        still, *_ = env.step(np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32))  # the arm pauses: the cube rests
+        env.close()
+        assert np.allclose(still[TIB_CUBE][:2], obs[TIB_CUBE][:2], atol=2e-3)
+        return arrival, start
+
+    suite = [place_in_goal(seed, snap=False) for seed in range(3)]
+    variant = [place_in_goal(seed, snap=True) for seed in range(3)]
+    for arrival, _ in variant:
+        np.testing.assert_allclose(arrival[:2], [-SNAP_INSET, 0.0], atol=1e-4)
+    # In the suite the cube stops inside the goal's rim on its start's side: its offset follows the start's lane.
+    offsets = np.array([arrival[:2] for arrival, _ in suite])
+    starts = np.array([start for _, start in suite])
+    assert np.all(np.linalg.norm(offsets, axis=1) > 0.05)
+    assert np.ptp(offsets[:, 1]) > 0.01 and np.all(np.sign(offsets[:, 1]) == np.sign(starts[:, 1]))
 
 
 @needs_mikasa

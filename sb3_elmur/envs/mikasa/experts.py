@@ -81,6 +81,10 @@ TIB_OBS_DIM = 36
 class TakeItBackExpert:
     """
     :param ignore_start: Forget the start (carry the cube to the middle lane): the memoryless baseline.
+    :param follow_line: Forget the start and read it off the current state instead: the point where the line from
+        the goal's centre through the cube crosses x = 0, the start lanes' middle (the middle lane when the cube is
+        at the centre). Memoryless too; in the suite's dynamics the cube stops in the goal on its start's side, and
+        this policy finds the start without remembering it.
     :param gain: Proportional gain of the end-effector motion.
     :param push_speed: Largest action while pushing (a fast push sends the cube out of reach).
     :param stop: Stop pushing when the cube is this close to the goal centre (the goal radius is 0.08).
@@ -88,9 +92,25 @@ class TakeItBackExpert:
 
     MIDDLE_LANE = np.array([0.0, 0.025])
 
-    def __init__(self, ignore_start: bool = False, gain: float = 10.0, push_speed: float = 0.15, stop: float = 0.06) -> None:
-        self.ignore_start, self.gain, self.push_speed, self.stop = ignore_start, gain, push_speed, stop
+    def __init__(
+        self,
+        ignore_start: bool = False,
+        gain: float = 10.0,
+        push_speed: float = 0.15,
+        stop: float = 0.06,
+        follow_line: bool = False,
+    ) -> None:
+        self.ignore_start, self.gain, self.push_speed, self.stop = ignore_start or follow_line, gain, push_speed, stop
+        self.follow_line = follow_line
         self.reset()
+
+    def _start_on_the_line(self, obs: np.ndarray) -> np.ndarray:
+        """Where the line from the goal's centre through the cube crosses x = 0 (memoryless)."""
+        goal, cube = obs[TIB_GOAL][:2], obs[TIB_CUBE][:2]
+        away = cube - goal
+        if np.linalg.norm(away) < 0.02 or away[0] > -1e-3:  # at the centre, or not on the start's side: no line
+            return self.MIDDLE_LANE.copy()
+        return np.array([0.0, goal[1] + away[1] * (0.0 - goal[0]) / away[0]])
 
     def reset(self) -> None:
         """Forget the episode."""
@@ -107,6 +127,8 @@ class TakeItBackExpert:
             self.start = self.MIDDLE_LANE.copy() if self.ignore_start else cube[:2].copy()
         if obs[TIB_REACHED] > 0.5 and not self.returning:
             self.returning, self.stage = True, "lift"
+        if self.follow_line and self.returning:
+            self.start = self._start_on_the_line(obs)
         return self._carry_back(obs, cube, tcp) if self.returning else self._push(obs, cube, tcp)
 
     def _push(self, obs: np.ndarray, cube: np.ndarray, tcp: np.ndarray) -> np.ndarray:
@@ -143,7 +165,8 @@ class TakeItBackExpert:
         if self.stage == "over":
             if np.linalg.norm(tcp[:2] - cube[:2]) < 0.008:
                 self.stage = "descend"
-            return self._move(obs, np.array([*cube[:2], 0.05]), 1.0)
+            # At most 1.5 cm a step: a long step from behind the pushed cube can be beyond the controller's IK.
+            return self._move(obs, np.array([*cube[:2], 0.05]), 1.0, limit=0.15)
         if self.stage == "descend":
             if abs(tcp[2] - cube[2]) < 0.006:
                 self.stage, self.timer = "grasp", 0
@@ -219,14 +242,15 @@ class TakeItBackExperts(ScriptedExperts):
     :class:`TakeItBackExpert` for every env.
 
     :param ignore_start: Memoryless experts (see :class:`TakeItBackExpert`).
+    :param follow_line: Memoryless experts that read the start off the cube's place in the goal.
     """
 
-    def __init__(self, ignore_start: bool = False) -> None:
+    def __init__(self, ignore_start: bool = False, follow_line: bool = False) -> None:
         super().__init__()
-        self.ignore_start = ignore_start
+        self.ignore_start, self.follow_line = ignore_start, follow_line
 
     def make_expert(self) -> TakeItBackExpert:
-        return TakeItBackExpert(self.ignore_start)
+        return TakeItBackExpert(self.ignore_start, follow_line=self.follow_line)
 
 
 def build_mikasa_expert(env: Any, seed: int, overrides: dict[str, Any]) -> Any:

@@ -20,8 +20,18 @@ Honest memory variants of MIKASA-Robo's RememberColor3/5/9 and TakeItBack that r
   ``tcp_to_obj_pos`` in its single-object tasks); with absolute positions only, the cloned policies did not learn
   the reach on RememberColor5, whose cubes lie on a 0.3 m arc (``docs/mikasa.md``).
 
-``TakeItBack-Memory-v0``: the suite's state without ``oracle_info`` (the initial cube position, which the agent
-must remember because it sees it only before the cube moves).
+``TakeItBack-Memory-v0``:
+
+- **A state without the start.** The suite's state without ``oracle_info`` (the initial cube position, which the
+  agent must remember because it sees it only before the cube moves).
+- **A goal that does not tell where the cube came from.** In the suite the cube is pushed into the goal along the
+  line from its start and stops just inside the rim, on the start's side: from then on the line from the goal's
+  centre through the cube points back to the start, and a policy without memory carries the cube back along it (a
+  scripted line-follower and BC-MLP succeed in 0.6-0.8 of the episodes, chance is 1/3; ``tests/test_mikasa.py``).
+  Here, at the step the cube first reaches the goal, it is placed inside the goal at the same place for every
+  start (:data:`SNAP_INSET` from the centre toward the robot), upright and at rest (the arm lets go of nothing: it
+  pushes from behind), so only a memory of the first steps says where to take it back.
+  ``snap_cube_to_goal=False`` keeps the suite's dynamics. :data:`VARIANT_VERSION` 2 (1: without the snap).
 
 Importing this module registers the ids with ManiSkill.
 """
@@ -39,6 +49,13 @@ PARK_HEIGHT = 1000.0
 #: recorded with another version do not fit the env any more.
 OBS_VERSION = 1
 MEMORY_IDS = ("RememberColor3-Memory-v0", "RememberColor5-Memory-v0", "RememberColor9-Memory-v0", "TakeItBack-Memory-v0")
+#: TakeItBack: where the cube is placed when it reaches the goal, this far inside the goal from its rim nearest the
+#: robot (toward the robot from the centre, the same for every start; the goal's radius is 0.08 and its centre is
+#: at the edge of the arm's reach at grasping height).
+SNAP_INSET = 0.07
+#: Version of each memory variant (its state layout and dynamics): data sets and results recorded with another
+#: version are not reused. TakeItBack 2: the cube is placed at one place of the goal when it reaches it.
+VARIANT_VERSION = {**dict.fromkeys(MEMORY_IDS[:3], OBS_VERSION), "TakeItBack-Memory-v0": 2}
 
 
 class RememberColorMemoryMixin:
@@ -125,7 +142,33 @@ class RememberColor9MemoryEnv(RememberColorMemoryMixin, RememberColor9Env):
 
 @register_env("TakeItBack-Memory-v0", max_episode_steps=180)
 class TakeItBackMemoryEnv(TakeItBackEnv):
-    """TakeItBack whose state does not carry the initial cube position (``oracle_info``)."""
+    """
+    TakeItBack whose state does not carry the initial cube position (``oracle_info``) and whose cube, once in the
+    goal, is at the same place of the goal for every start (see the module documentation).
+
+    :param snap_cube_to_goal: Place the cube at the same place of the goal for every start, at rest, at the step it
+        first reaches the goal (False: the suite's dynamics, where the cube's place in the goal points back to its
+        start).
+    """
+
+    def __init__(self, *args: Any, snap_cube_to_goal: bool = True, **kwargs: Any) -> None:
+        self.snap_cube_to_goal = snap_cube_to_goal
+        super().__init__(*args, **kwargs)
+
+    def evaluate(self) -> dict:
+        before = self.goal_reached_status.bool()
+        info = super().evaluate()
+        arrived = info["goal_reached_status"].bool() & ~before
+        if self.snap_cube_to_goal and arrived.any():
+            pose = self.cube.pose.raw_pose.clone()
+            pose[arrived, :2] = self.goal_region.pose.p[arrived, :2]
+            pose[arrived, 0] -= SNAP_INSET  # the goal's point nearest the robot: the centre can be out of reach
+            pose[arrived, 2] = self.CUBE_HALFSIZE
+            pose[arrived, 3:] = torch.tensor([1.0, 0.0, 0.0, 0.0], device=pose.device)
+            self.cube.pose = pose
+            self.cube.set_linear_velocity(torch.where(arrived[:, None], 0.0, self.cube.linear_velocity))
+            self.cube.set_angular_velocity(torch.where(arrived[:, None], 0.0, self.cube.angular_velocity))
+        return info
 
     def _get_obs_extra(self, info: dict) -> dict:
         obs = super()._get_obs_extra(info)
