@@ -27,7 +27,6 @@ import torch as th
 
 from sb3_elmur.data import TrajectoryDataset
 from sb3_elmur.envs.mikasa import make_mikasa_vec_env
-from sb3_elmur.envs.mikasa.memory_variants import VARIANT_VERSION
 from sb3_elmur.envs.mikasa.rgb import (
     RGB_ENV_KWARGS,
     MikasaRGBExtractor,
@@ -102,6 +101,8 @@ def dataset(task: str, episodes: int, part: int, n_envs: int, cache: Path) -> tu
     """The first ``episodes`` expert episodes of the task in RGB, collected in cached parts (resumable)."""
     # The folder names the variant's version from version 2 on (TakeItBack 2 changed the dynamics), so data of another
     # version is never reused; version 1 keeps the plain name of the caches made before.
+    from sb3_elmur.envs.mikasa.memory_variants import VARIANT_VERSION  # imports ManiSkill
+
     version = VARIANT_VERSION.get(task, 1)
     folder = cache / (f"{task}-rgb" if version == 1 else f"{task}-rgb-v{version}")
     folder.mkdir(parents=True, exist_ok=True)
