@@ -104,8 +104,8 @@ def dataset(task: str, episodes: int, folder: Path) -> TrajectoryDataset:
 def demonstrations(data: TrajectoryDataset) -> TrajectoryDataset:
     """
     The successful episodes of the expert data (ManiSkill ends an episode at the success; the failures run to the
-    time limit): the RememberColor experts never fail, TakeItBack's fails 14 of 1000 episodes (180 steps of pushing
-    about, against 28-102 for a success).
+    time limit): the RememberColor experts never fail, TakeItBack's fails 13 of 1000 episodes (version 2; 14 in
+    version 1), 180 steps of pushing about, against 28-102 for a success.
     """
     return data.select(data.terminated) if not data.terminated.all() else data
 
