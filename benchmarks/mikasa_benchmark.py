@@ -46,7 +46,6 @@ PAPER = {
     "RememberColor9-Memory-v0": (0.23, 0.09, 0.12),
     "TakeItBack-Memory-v0": (0.78, 0.42, 0.33),
 }
-#: Success of the best memoryless policy: 1/N for RememberColorN, about 1/3 for TakeItBack (three start lanes).
 #: What a policy without memory reaches: RememberColorN 1/N; TakeItBack 0.49, the best memoryless policy measured
 #: (seeds 0-99: the line-follower, which carries the cube to about y = 0 in the memory variant, where the start region
 #: covers the middle lane and part of a side lane; a random lane gives 1/3, the middle lane's centre 0.33).
@@ -245,13 +244,10 @@ def report(
                 for key in ("reached_cube", "reached_target", "train_s", "eval_s")
             }
             reach = f"{mean['reached_cube']:.2f} / {mean['reached_target']:.2f}, " if "reached_cube" in runs[0] else ""
-            tracked = [r for r in runs if "reached_goal" in r]  # TakeItBack runs recorded since the tracker
-            if tracked:
-                goal = np.mean([r["reached_goal"] for r in tracked])
-                back = np.median([r["median_final_start_distance"] for r in tracked])
-                reach = f"goal {goal:.2f}, cube to start {back:.3f} m" + (
-                    f" ({len(tracked)} runs), " if len(tracked) < len(runs) else ", "
-                )
+            if "reached_goal" in runs[0]:  # TakeItBack
+                goal = np.mean([r["reached_goal"] for r in runs])
+                back = np.median([r["median_final_start_distance"] for r in runs])
+                reach = f"goal {goal:.2f}, cube to start {back:.3f} m, "
             minutes = f"{mean['train_s'] / 60:.1f} / {mean['eval_s'] / 60:.1f} min"
             speed = f", {np.mean([r['steps_per_s'] for r in runs]):.0f} steps/s" if "steps_per_s" in runs[0] else ""
             cells.append(reach + minutes + speed)
