@@ -18,6 +18,8 @@ CONFIGS = {
     "no-write": {"use_write": False},
     "one-slot-lambda-1": {"n_slots": 1, "lru_lambda": 1.0},
     "three-layers-k3": {"n_layers": 3, "segment_len": 3, "n_slots": 3},
+    "gru-gates": {"residual_gate": "gru"},
+    "gru-gates-post-norm": {"residual_gate": "gru", "norm_first": False},
 }
 
 
@@ -206,6 +208,35 @@ def test_zero_init_residual_starts_as_a_per_step_network(small_config, ffn):
     assert make(small_config).layers[0].self_attn.out_proj.weight.abs().sum() > 0
 
 
+def context_sensitivity(net: ElmurBackbone, k: int) -> float:
+    """How much the last step's output moves when the other steps of its segment and the memory change."""
+    generator = th.Generator().manual_seed(3)
+    features, times = th.randn(64, k, 6, generator=generator), th.arange(k).expand(64, -1)
+    other = features.clone()
+    other[:, :-1] = th.randn(64, k - 1, 6, generator=generator)
+    with th.no_grad():
+        out, _ = net(features, times)
+        moved, _ = net(other, times)
+    return ((out[:, -1] - moved[:, -1]).norm(dim=-1) / out[:, -1].norm(dim=-1)).mean().item()
+
+
+def test_gru_gates_start_nearly_closed_and_learn(small_config):
+    gated = dataclasses.replace(small_config, residual_gate="gru")
+    k = small_config.segment_len
+    plain, nearly_shut = context_sensitivity(make(small_config), k), context_sensitivity(make(gated), k)
+    shut = context_sensitivity(make(dataclasses.replace(gated, gate_bias=30.0)), k)
+    # A closed gate passes the token's own state: the context barely reaches it, less than through a plain residual.
+    assert shut < 1e-4 < nearly_shut < 0.5 * plain
+    # The gates learn: the update gate's bias (and every gate weight) gets gradient.
+    net = make(gated).train()
+    out, _ = net(th.randn(2, 2 * k, 6), th.arange(2 * k).expand(2, -1))
+    out.square().sum().backward()
+    for block in (net.layers[0].self_attn_block, net.layers[0].read_block, net.layers[0].ffn_block):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in block.gate.parameters())
+    assert net.layers[0].write_block.gate is None, "the memory track keeps plain residuals"
+    assert make(small_config).layers[0].self_attn_block.gate is None, "off by default"
+
+
 @pytest.mark.parametrize(
     "timesteps, message",
     [
@@ -252,7 +283,14 @@ def test_block_layout_helper_roundtrip():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"d_model": 30, "n_heads": 4}, {"lru_lambda": 1.5}, {"segment_len": 0}, {"ffn": "x"}, {"position_bias_init": "x"}],
+    [
+        {"d_model": 30, "n_heads": 4},
+        {"lru_lambda": 1.5},
+        {"segment_len": 0},
+        {"ffn": "x"},
+        {"position_bias_init": "x"},
+        {"residual_gate": "gtrxl"},
+    ],
 )
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):

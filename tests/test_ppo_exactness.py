@@ -17,10 +17,16 @@ CRITICS = {
 
 
 def make_model(
-    critic: dict, n_envs: int = 3, n_steps: int = 17, policy_kwargs_extra: dict | None = None, **kwargs
+    critic: dict,
+    n_envs: int = 3,
+    n_steps: int = 17,
+    policy_kwargs_extra: dict | None = None,
+    elmur_extra: dict | None = None,
+    **kwargs,
 ) -> ElmurPPO:
     env = make_vec_env(RandomLengthEnv, n_envs=n_envs, seed=0)
     elmur = {"d_model": 16, "n_layers": 2, "n_heads": 2, "segment_len": 5, "n_slots": 2, "lru_lambda": 0.5}
+    elmur.update(elmur_extra or {})
     return ElmurPPO(
         "MlpElmurPolicy",
         env,
@@ -32,9 +38,12 @@ def make_model(
     )
 
 
-@pytest.mark.parametrize("critic", list(CRITICS))
+@pytest.mark.parametrize("critic", [*CRITICS, "gated residuals"])
 def test_training_forward_reproduces_acting(critic):
-    model = make_model(CRITICS[critic])
+    gated = critic == "gated residuals"
+    model = make_model(
+        CRITICS["separate critic backbone" if gated else critic], elmur_extra={"residual_gate": "gru"} if gated else None
+    )
     model.learn(5 * 17 * 3)  # 5 rollouts: envs at different phases, episodes crossing rollout boundaries
     prefixes = model.rollout_buffer.prefix_length
     assert prefixes.any(), "the test must cover segments cut by the rollout boundary"

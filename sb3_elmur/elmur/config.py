@@ -33,6 +33,11 @@ class ElmurConfig:
         recipe diagnosis in docs/ppo.md.
     :param position_bias_init: Start of the self-attention's relative-position bias: ``"zero"`` (every step of the
         segment weighs the same) or ``"recency"`` (per-head slopes 2, 1, 1/2, ... as ALiBi: recent steps first).
+    :param residual_gate: How the token track's sublayers (self-attention, read, feed-forward) join the residual
+        stream: ``"none"`` adds them (``x + f(x)``); ``"gru"`` combines them through a GRU-type gate as GTrXL
+        (Parisotto et al., 2020), which starts nearly closed and opens per token as the context pays.
+    :param gate_bias: Initial closing bias of the gates (``"gru"`` only): a gate starts about ``sigmoid(-gate_bias)``
+        open (0.12 at 2).
     :param dropout: Dropout in attention and feed-forward blocks (0 disables it; RL usually wants 0).
     :param ffn: ``"mlp"`` (GELU MLP) or ``"moe"`` (soft mixture of experts, see ``moe_top_k``).
     :param n_experts: Number of experts when ``ffn="moe"``.
@@ -62,6 +67,8 @@ class ElmurConfig:
     norm_first: bool = True
     zero_init_residual: bool = False
     position_bias_init: Literal["zero", "recency"] = "zero"
+    residual_gate: Literal["none", "gru"] = "none"
+    gate_bias: float = 2.0
     dropout: float = 0.0
     ffn: Literal["mlp", "moe"] = "mlp"
     n_experts: int = 4
@@ -88,6 +95,8 @@ class ElmurConfig:
             raise ValueError(f"ElmurConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.position_bias_init not in ("zero", "recency"):
             raise ValueError(f"ElmurConfig.position_bias_init must be 'zero' or 'recency', got {self.position_bias_init!r}")
+        if self.residual_gate not in ("none", "gru"):
+            raise ValueError(f"ElmurConfig.residual_gate must be 'none' or 'gru', got {self.residual_gate!r}")
         if self.ffn not in ("mlp", "moe"):
             raise ValueError(f"ElmurConfig.ffn must be 'mlp' or 'moe', got {self.ffn!r}")
         if self.moe_top_k > self.n_experts:

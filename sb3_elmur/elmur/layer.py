@@ -8,6 +8,7 @@ from torch import nn
 from sb3_elmur.elmur.attention import ReadAttention, SegmentSelfAttention, WriteAttention
 from sb3_elmur.elmur.config import ElmurConfig
 from sb3_elmur.elmur.feedforward import make_feedforward
+from sb3_elmur.elmur.gating import make_gate
 from sb3_elmur.elmur.memory import LruPlan, apply_lru
 from sb3_elmur.elmur.towers import TowerLayerNorm, TowerModule, tower_norm
 
@@ -24,13 +25,18 @@ class Sublayer(nn.Module):
     :param d_model: Model width.
     :param norm_first: Pre-norm when True.
     :param dropout: Dropout on the sublayer output.
+    :param gate: ``"none"`` (``x + delta``) or ``"gru"`` (a :class:`~sb3_elmur.elmur.gating.GruGate` combines them).
+    :param gate_bias: The gate's initial closing bias.
     """
 
-    def __init__(self, n_towers: int, d_model: int, norm_first: bool, dropout: float) -> None:
+    def __init__(
+        self, n_towers: int, d_model: int, norm_first: bool, dropout: float, gate: str = "none", gate_bias: float = 2.0
+    ) -> None:
         super().__init__()
         self.norm = TowerLayerNorm(n_towers, d_model)
         self.norm_first = norm_first
         self.dropout = dropout
+        self.gate = make_gate(n_towers, d_model, gate, gate_bias)
 
     def inputs(self, x: th.Tensor) -> th.Tensor:
         """What the sublayer function sees."""
@@ -40,7 +46,7 @@ class Sublayer(nn.Module):
         """Combine the residual stream with the sublayer output."""
         if self.dropout and self.training:
             delta = nn.functional.dropout(delta, self.dropout, training=True)
-        out = x + delta
+        out = x + delta if self.gate is None else self.gate(x, delta)
         return out if self.norm_first else self.norm(out)
 
 
@@ -59,13 +65,14 @@ class ElmurLayer(TowerModule):
         super().__init__()
         self.config = config
         d, h, p, g = config.d_model, config.n_heads, config.dropout, n_towers
-        # Token track.
+        # Token track (its residuals may be gated; the memory track's never are).
+        gate = (config.residual_gate, config.gate_bias)
         self.self_attn = SegmentSelfAttention(g, d, h, config.segment_len, p, config.position_bias_init)
-        self.self_attn_block = Sublayer(g, d, config.norm_first, p)
+        self.self_attn_block = Sublayer(g, d, config.norm_first, p, *gate)
         self.read = ReadAttention(g, d, h, config.n_time_buckets, p) if config.use_read else None
-        self.read_block = Sublayer(g, d, config.norm_first, p)
+        self.read_block = Sublayer(g, d, config.norm_first, p, *gate)
         self.ffn = make_feedforward(config, g)
-        self.ffn_block = Sublayer(g, d, config.norm_first, p)
+        self.ffn_block = Sublayer(g, d, config.norm_first, p, *gate)
         # Memory track.
         self.write = WriteAttention(g, d, h, config.n_time_buckets, p) if config.use_write else None
         self.write_block = Sublayer(g, d, config.norm_first, p)
