@@ -208,3 +208,29 @@ def test_training_success_curve_is_the_success_rate_of_the_last_training_episode
     assert [steps for steps, _ in curve.curve] == [64, 128, 192, 256]
     assert 0 < curve.curve[-1][1] < 1
     assert curve.curve[-1][1] == pytest.approx(np.mean(ended[-100:]))
+
+
+def test_backbone_lr_scale_follows_the_schedule_and_survives_save_load(tmp_path):
+    schedule = lambda progress: 1e-3 * (0.5 + 0.5 * progress)  # noqa: E731  (halves over the run)
+    kwargs = {**TINY, "backbone_lr_scale": 0.25}
+    env = make_vec_env(RecallEnv, n_envs=2, seed=0)
+    model = ElmurPPO(
+        "MlpElmurPolicy", env, n_steps=16, batch_size=16, n_epochs=1, learning_rate=schedule, policy_kwargs=kwargs
+    )
+    backbone, others = model.policy.optimizer.param_groups
+    assert {id(p) for p in backbone["params"]} == {id(p) for p in model.policy.backbone.parameters()}
+    assert backbone["lr"] == pytest.approx(0.25e-3) and others["lr"] == pytest.approx(1e-3)
+    before = [p.detach().clone() for p in model.policy.backbone.parameters()]
+    model.learn(32)
+    progress = model._current_progress_remaining
+    # Each group follows the schedule at its own scale (SB3's update would set both to the schedule's value).
+    assert backbone["lr"] == pytest.approx(0.25 * schedule(progress)) and others["lr"] == pytest.approx(schedule(progress))
+    assert any(not th.equal(a, b) for a, b in zip(before, model.policy.backbone.parameters(), strict=True))
+    model.save(tmp_path / "agent.zip")
+    loaded = ElmurPPO.load(tmp_path / "agent.zip", env=env)
+    assert loaded.policy.backbone_lr_scale == 0.25 and len(loaded.policy.optimizer.param_groups) == 2
+    loaded.learn(32, reset_num_timesteps=False)
+    # The default keeps one parameter group, as SB3's policies (and models saved before the option).
+    assert len(make_model().policy.optimizer.param_groups) == 1
+    with pytest.raises(ValueError, match="backbone_lr_scale"):
+        ElmurPPO("MlpElmurPolicy", env, n_steps=16, policy_kwargs={**TINY, "backbone_lr_scale": 0.0})

@@ -62,6 +62,18 @@ def fast_optimizer_kwargs(policy: ActorCriticPolicy) -> dict[str, Any]:
     return kwargs
 
 
+def update_scaled_learning_rate(optimizer: th.optim.Optimizer, learning_rate: float) -> None:
+    """
+    Set every parameter group's learning rate to ``learning_rate`` times the group's ``lr_scale`` (1 when absent):
+    SB3's ``update_learning_rate`` with the ELMUR policy's per-group scales kept.
+
+    :param optimizer: The policy's optimizer.
+    :param learning_rate: The schedule's current learning rate.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate * group.get("lr_scale", 1.0)
+
+
 def flatten_time(obs: TensorObs) -> TensorObs:
     """``[batch, time, ...]`` -> ``[batch * time, ...]`` for a tensor or a dict of tensors."""
     if isinstance(obs, dict):
@@ -112,6 +124,9 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         (:meth:`~sb3_elmur.elmur.ElmurBackbone.compile_step`, the same function as one graph): measured on a CPU
         2.3x faster acting steps at 1 env and 1.6x at 8 (rollouts, ``predict`` on one env), slower at 64; the first
         compilation takes up to a minute or two on a 2-core CPU.
+    :param backbone_lr_scale: The backbone's parameters train at this multiple of the algorithm's learning rate
+        (its schedule included; the features extractor and the heads at the rate itself). ElmurPPO and
+        MaskableElmurPPO apply it; see docs/ppo.md for the measurements behind the default.
     """
 
     def __init__(
@@ -138,6 +153,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         enable_critic_backbone: bool = True,
         compile_backbone: bool = False,
         compile_acting: bool = False,
+        backbone_lr_scale: float = 1.0,
     ):
         check_observation_space(observation_space)
         if shared_backbone and enable_critic_backbone:
@@ -179,7 +195,17 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         self.critic = None if (shared_backbone or enable_critic_backbone) else nn.Linear(self.features_dim, self.latent_dim)
         # Identifies states made by this model (kept with the weights; from os.urandom, not the torch RNG).
         self.register_buffer("state_signature", th.tensor([int.from_bytes(os.urandom(7), "little")], dtype=th.long))
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **fast_optimizer_kwargs(self))
+        if not (backbone_lr_scale > 0 and np.isfinite(backbone_lr_scale)):
+            raise ValueError(f"backbone_lr_scale must be a positive number, got {backbone_lr_scale!r}")
+        self.backbone_lr_scale = float(backbone_lr_scale)
+        # One parameter group at scale 1 (as every SB3 policy, and as models saved before the option existed).
+        backbone = list(self.backbone.parameters())
+        others = [p for p in self.parameters() if all(p is not q for q in backbone)]
+        groups = [{"params": backbone, "lr_scale": self.backbone_lr_scale}, {"params": others, "lr_scale": 1.0}]
+        if self.backbone_lr_scale == 1.0:
+            groups = [{"params": list(self.parameters()), "lr_scale": 1.0}]
+        self.optimizer = self.optimizer_class(groups, lr=lr_schedule(1), **fast_optimizer_kwargs(self))
+        update_scaled_learning_rate(self.optimizer, lr_schedule(1))
 
     @property
     def latent_dim(self) -> int:
@@ -199,6 +225,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             enable_critic_backbone=self.enable_critic_backbone,
             compile_backbone=self.compile_backbone,
             compile_acting=self.compile_acting,
+            backbone_lr_scale=self.backbone_lr_scale,
             share_features_extractor=self.share_features_extractor,
             normalize_images=self.normalize_images,
         )

@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_elmur.common.buffers import ElmurDictRolloutBuffer, ElmurRolloutBuffer, SegmentContext
 from sb3_elmur.common.checks import check_finite_transition
-from sb3_elmur.common.policies import ElmurActorCriticPolicy
+from sb3_elmur.common.policies import ElmurActorCriticPolicy, update_scaled_learning_rate
 from sb3_elmur.elmur import StreamState
 from sb3_elmur.ppo.policies import CnnElmurPolicy, MlpElmurPolicy, MultiInputElmurPolicy
 
@@ -312,6 +312,13 @@ class ElmurPPO(PPO):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+    def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
+        """SB3's schedule update, keeping the policy's per-group scales (``backbone_lr_scale``)."""
+        learning_rate = self.lr_schedule(self._current_progress_remaining)
+        self.logger.record("train/learning_rate", learning_rate)
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            update_scaled_learning_rate(optimizer, learning_rate)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_last_states", "_segment_context"]
