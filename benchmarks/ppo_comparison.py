@@ -14,6 +14,7 @@ result of every run to ``<output>_runs/`` (one JSON file per run: an interrupted
 """
 
 import argparse
+import ast
 import json
 import sys
 import time
@@ -69,10 +70,13 @@ def agent(
     lru_lambda: float = 0.5,
     compile_backbone: bool = False,
     device: str = "auto",
-    zero_init_residual: bool = False,
-    position_bias_init: str = "zero",
+    elmur_overrides: dict[str, Any] | None = None,
+    policy_overrides: dict[str, Any] | None = None,
 ) -> Any:
-    """The three agents with comparable parameter counts (identical heads; ``width`` sets the memory size)."""
+    """
+    The three agents with comparable parameter counts (identical heads; ``width`` sets the memory size).
+    ``elmur_overrides`` / ``policy_overrides``: ElmurConfig fields and ElmurPPO policy settings to change.
+    """
     heads = {"net_arch": {"pi": [64], "vf": [64]}, "ortho_init": False}
     if algo == "elmur":
         # d_model = width / 2 and d_ff = width give about the LSTM's parameter count.
@@ -84,10 +88,9 @@ def agent(
             "segment_len": 10,
             "n_slots": 4,
             "lru_lambda": lru_lambda,
-            "zero_init_residual": zero_init_residual,
-            "position_bias_init": position_bias_init,
+            **(elmur_overrides or {}),
         }
-        kwargs = {**heads, "elmur_kwargs": elmur, "compile_backbone": compile_backbone}
+        kwargs = {**heads, "elmur_kwargs": elmur, "compile_backbone": compile_backbone, **(policy_overrides or {})}
         return ElmurPPO("MlpElmurPolicy", env, seed=seed, policy_kwargs=kwargs, device=device, **PPO_SETTINGS)
     if algo == "lstm":
         kwargs = {**heads, "lstm_hidden_size": width, "enable_critic_lstm": True}
@@ -156,8 +159,8 @@ def run(env_id: str, algo: str, seed: int, timesteps: int, args: argparse.Namesp
         seed,
         args.width,
         args.elmur_lambda,
-        zero_init_residual=args.zero_init_residual,
-        position_bias_init=args.position_bias_init,
+        elmur_overrides=args.elmur_set,
+        policy_overrides=args.policy_set,
     )
     evaluation = PeriodicEvaluation(eval_env, args.eval_freq, args.eval_episodes)
     start = time.perf_counter()
@@ -183,11 +186,28 @@ def settings(args: argparse.Namespace) -> str:
     ppo = ", ".join(f"{name}={value!r}" for name, value in PPO_SETTINGS.items())
     return (
         f"{ppo}, width={args.width}, n_envs={args.n_envs}, elmur_lambda={args.elmur_lambda}, "
-        f"eval_freq={args.eval_freq}, eval_episodes={args.eval_episodes}"
-        # Absent when off: the runs made before these options stay valid.
-        + (", zero_init_residual=True" if args.zero_init_residual else "")
-        + (f", position_bias_init={args.position_bias_init}" if args.position_bias_init != "zero" else "")
+        f"eval_freq={args.eval_freq}, eval_episodes={args.eval_episodes}" + overrides_text(args)
+        # Absent when not given: the runs made before these options stay valid.
     )
+
+
+def overrides_text(args: argparse.Namespace) -> str:
+    """``, name=value`` for each ElmurConfig override, then each policy override."""
+    return "".join(f", {name}={value}" for name, value in {**args.elmur_set, **args.policy_set}.items())
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["name=value", ...]`` -> dict, each value read as a Python literal where it is one (else a string)."""
+    overrides = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"expected NAME=VALUE, got {pair!r}")
+        try:
+            overrides[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[name] = text
+    return overrides
 
 
 def budget(env_id: str, args: argparse.Namespace) -> int:
@@ -201,8 +221,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "Produced by " + " and ".join(f"`{command}`" for command in commands) + ".",
         "",
         f"{args.n_envs} envs, learning rate decayed linearly from 7e-4 to 0, ELMUR λ = {args.elmur_lambda}"
-        + (", zero_init_residual" if args.zero_init_residual else "")
-        + (f", position_bias_init={args.position_bias_init}" if args.position_bias_init != "zero" else "")
+        + overrides_text(args)
         + "; "
         f"evaluation: {args.eval_episodes} episodes, deterministic. "
         "Return: mean over the seeds run of the final evaluation (± std over seeds).",
@@ -292,12 +311,21 @@ def main() -> None:
     parser.add_argument("--elmur-lambda", type=float, default=0.5, help="LRU blend factor of ElmurPPO")
     parser.add_argument("--zero-init-residual", action="store_true", help="ElmurConfig.zero_init_residual=True")
     parser.add_argument("--position-bias-init", default="zero", choices=["zero", "recency"], help="ElmurConfig setting")
+    parser.add_argument("--elmur-set", nargs="*", default=[], metavar="NAME=VALUE", help="other ElmurConfig settings")
+    parser.add_argument(
+        "--policy-set", nargs="*", default=[], metavar="NAME=VALUE", help="ElmurPPO policy settings (backbone_lr_scale=0.5)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--workers", type=int, default=1, help="runs trained at once (separate processes)")
     parser.add_argument("--output", default="docs/results/ppo_comparison", help="prefix of the .md/.png outputs")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from the saved runs")
     args = parser.parse_args()
     args.command = "python benchmarks/ppo_comparison.py " + " ".join(sys.argv[1:])
+    shortcuts = {"zero_init_residual": True} if args.zero_init_residual else {}
+    if args.position_bias_init != "zero":
+        shortcuts["position_bias_init"] = args.position_bias_init
+    args.elmur_set = {**shortcuts, **parse_overrides(args.elmur_set)}
+    args.policy_set = parse_overrides(args.policy_set)
     output = Path(args.output)
     runs_dir = output.parent / f"{output.name}_runs"
     runs_dir.mkdir(parents=True, exist_ok=True)

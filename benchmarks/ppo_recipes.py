@@ -161,6 +161,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "small-recency": {"d_model": 32, "n_layers": 1, "position_bias_init": "recency"},
     "small-zero": {"d_model": 32, "n_layers": 1, "zero_init_residual": True},
     "small-zero-k32": {"d_model": 32, "n_layers": 1, "zero_init_residual": True, "segment_len": 32},
+    # GTrXL-style gated residuals on the token track (ElmurConfig.residual_gate).
+    "gru": {"residual_gate": "gru"},
+    "gru-recency": {"residual_gate": "gru", "position_bias_init": "recency"},
+    "small-gru": {"d_model": 32, "n_layers": 1, "residual_gate": "gru"},
+    "small-gru-recency": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "position_bias_init": "recency"},
+    # The backbone at a fraction of the learning rate (a policy setting: the recipe's PPO settings are kept).
+    "small-gru-blr0.5": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "backbone_lr_scale": 0.5},
+    "small-gru-blr0.25": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "backbone_lr_scale": 0.25},
+    "gru-blr0.5": {"residual_gate": "gru", "backbone_lr_scale": 0.5},
+    "gru-blr0.25": {"residual_gate": "gru", "backbone_lr_scale": 0.25},
+    "small-blr0.25": {"d_model": 32, "n_layers": 1, "backbone_lr_scale": 0.25},
+    # Diagnosis: the same with a smaller step size (changes the recipe's PPO settings).
+    "small-gru-lr3.5e-4": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "ppo.learning_rate": 3.5e-4},
+    "small-gru-lr1.75e-4": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "ppo.learning_rate": 1.75e-4},
     # Ablations for the diagnosis: self-attention without memory; memory with one-step segments; neither.
     "small-no-memory": {"d_model": 32, "n_layers": 1, "use_read": False, "use_write": False},
     "small-k1": {"d_model": 32, "n_layers": 1, "segment_len": 1},
@@ -187,10 +201,12 @@ def model(algo: str, recipe: dict[str, Any], env: VecNormalize, seed: int) -> An
         policy_kwargs = {**recipe["policy"], **recipe["lstm"]}
         return RecurrentPPO("MlpLstmPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **recipe["ppo"])
     variant = dict(VARIANTS[algo.split(":", 1)[1]])
-    # A variant's entries that are not ElmurConfig fields are policy settings (under the recipe's own).
+    # "ppo.<name>" entries change the algorithm's settings (diagnosis only: the recipes' own runs change none).
+    ppo = {**recipe["ppo"], **{key[4:]: variant.pop(key) for key in list(variant) if key.startswith("ppo.")}}
+    # A variant's other entries that are not ElmurConfig fields are policy settings (under the recipe's own).
     policy = {key: variant.pop(key) for key in list(variant) if key not in ELMUR_FIELDS}
     policy_kwargs = {**policy, **recipe["policy"], **({"elmur_kwargs": variant} if variant else {})}
-    return ElmurPPO("MlpElmurPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **recipe["ppo"])
+    return ElmurPPO("MlpElmurPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **ppo)
 
 
 def run(name: str, algo: str, seed: int, eval_episodes: int) -> dict[str, Any]:
