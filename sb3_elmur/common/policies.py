@@ -200,7 +200,8 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         self.backbone_lr_scale = float(backbone_lr_scale)
         # One parameter group at scale 1 (as every SB3 policy, and as models saved before the option existed).
         backbone = list(self.backbone.parameters())
-        others = [p for p in self.parameters() if all(p is not q for q in backbone)]
+        in_backbone = {id(param) for param in backbone}
+        others = [param for param in self.parameters() if id(param) not in in_backbone]
         groups = [{"params": backbone, "lr_scale": self.backbone_lr_scale}, {"params": others, "lr_scale": 1.0}]
         if self.backbone_lr_scale == 1.0:
             groups = [{"params": list(self.parameters()), "lr_scale": 1.0}]
