@@ -190,8 +190,8 @@ def report(
     :param results: The run JSONs.
     :param tasks: Tasks (rows).
     :param models: Registry names (columns).
-    :param command: The command line shown above the table.
-    :param expected: The number of runs the command asks for (the table says how many are done).
+    :param command: The command line that makes (and resumes) every run of the table, shown above it.
+    :param expected: The number of runs the table has places for (it says how many are done).
     :param online: The arguments of an online run (its budget is stated), None for the offline track.
     """
     eval_episodes = results[0]["eval_episodes"] if results else 0
@@ -286,6 +286,21 @@ def plot_curves(results: list[dict[str, Any]], tasks: list[str], models: list[st
     plt.close(fig)
 
 
+def track_arguments(argv: list[str]) -> list[str]:
+    """The arguments of a run without its ``--tasks`` / ``--models`` subset and ``--table-only``: the command that makes
+    every run of the table (a subset run's results are those it would make, since saved runs must match its budget)."""
+    kept, skipping = [], False
+    for arg in argv:
+        if arg.startswith("--"):
+            skipping = arg in ("--tasks", "--models")
+            if skipping or arg == "--table-only":
+                continue
+        elif skipping:
+            continue
+        kept.append(arg)
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -304,7 +319,8 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true", help="write the table of the runs done so far, run nothing")
     args = parser.parse_args()
     quick, online = args.quick, args.online
-    tasks = args.tasks or (["RememberColor3-Memory-v0"] if quick else list(CHANCE))
+    default_tasks = ["RememberColor3-Memory-v0"] if quick else list(CHANCE)
+    tasks = args.tasks or default_tasks
     seeds = args.seeds or ([0] if quick or online else [0, 1, 2])
     args.episodes = args.episodes or (200 if quick else 1000)
     args.updates = args.updates or (300 if quick else 4000)
@@ -314,6 +330,9 @@ def main() -> None:
     kind = "online" if online else "offline"
     default_models = ["elmur-ppo", "ppo-mlp"] if online else ["elmur", "bc-lstm", "bc-mlp"]
     args.models = args.models or default_models
+    # The table always covers the track's tasks and agents (a --tasks / --models subset runs only its part).
+    table_tasks = [*default_tasks, *(task for task in tasks if task not in default_tasks)]
+    table_models = ["mikasa-expert", *default_models, *(model for model in args.models if model not in default_models)]
     for model in args.models:
         if get_model(model).kind != kind:
             parser.error(f"{model} is a {get_model(model).kind} agent; this is the {kind} track (--online switches)")
@@ -322,12 +341,13 @@ def main() -> None:
     runs.mkdir(parents=True, exist_ok=True)
     # The command that makes (and resumes) the runs; --table-only only writes their table.
     command = " ".join(["python benchmarks/mikasa_benchmark.py", *(arg for arg in sys.argv[1:] if arg != "--table-only")])
+    track_command = " ".join(["python benchmarks/mikasa_benchmark.py", *track_arguments(sys.argv[1:])])
     th.set_num_threads(1)
     results = []
     models = ["mikasa-expert", *args.models]
-    for task in tasks:
+    for task in table_tasks:
         data = None
-        for model in models:
+        for model in table_models:
             entry = get_model(model)
             for seed in seeds if entry.trained else [0]:
                 path = runs / f"{task}__{model}__seed{seed}.json"
@@ -338,7 +358,7 @@ def main() -> None:
                         results.append(saved)
                         continue
                     print(f"{path.name}: recorded with other settings than {wanted}; running it again")
-                if args.table_only:
+                if args.table_only or task not in tasks or model not in models:
                     continue
                 if entry.trained and not online and data is None:
                     data = demonstrations(dataset(task, args.episodes, Path(args.data)))
@@ -349,11 +369,11 @@ def main() -> None:
                 tmp.replace(path)
                 results.append(result)
                 print(f"{task} {model} seed {seed}: success_once {result['success']:.2f}", flush=True)
-    expected = len(tasks) * sum(len(seeds) if get_model(m).trained else 1 for m in models)
-    table = report(results, tasks, models, command, expected, args if online else None)
+    expected = len(table_tasks) * sum(len(seeds) if get_model(m).trained else 1 for m in table_models)
+    table = report(results, table_tasks, table_models, track_command, expected, args if online else None)
     output.with_suffix(".md").write_text(table)
     if online and results:
-        plot_curves(results, tasks, args.models, output.with_suffix(".png"))
+        plot_curves(results, table_tasks, table_models[1:], output.with_suffix(".png"))
     print(table)
 
 

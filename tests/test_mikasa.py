@@ -297,4 +297,9 @@ def test_online_track_trains_elmur_ppo_records_its_curve_and_resumes(tmp_path, m
     monkeypatch.setattr(sys, "argv", [*argv, "--table-only"])
     mikasa_benchmark.main()
     assert "recorded with other settings" in capsys.readouterr().out
-    assert "(1 of 2 runs done)" in (tmp_path / "online.md").read_text()  # the expert's run only
+    table = (tmp_path / "online.md").read_text()
+    # The expert's run only, in a table of the whole track (4 tasks x expert, ElmurPPO, PPO-MLP): a subset run keeps
+    # the other tasks' rows, and its heading names the command that makes every run.
+    assert "(1 of 12 runs done)" in table and "| TakeItBack-Memory-v0 |" in table and "PPO-MLP" in table
+    assert "Produced by `python benchmarks/mikasa_benchmark.py --online --timesteps 512" in table
+    assert "--tasks" not in table.splitlines()[0] and "--models" not in table.splitlines()[0]
