@@ -20,6 +20,7 @@ CONFIGS = {
     "three-layers-k3": {"n_layers": 3, "segment_len": 3, "n_slots": 3},
     "gru-gates": {"residual_gate": "gru"},
     "gru-gates-post-norm": {"residual_gate": "gru", "norm_first": False},
+    "gru-gates-no-read": {"residual_gate": "gru-no-read"},
 }
 
 
@@ -235,6 +236,8 @@ def test_gru_gates_start_nearly_closed_and_learn(small_config):
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in block.gate.parameters())
     assert net.layers[0].write_block.gate is None, "the memory track keeps plain residuals"
     assert make(small_config).layers[0].self_attn_block.gate is None, "off by default"
+    layer = make(dataclasses.replace(small_config, residual_gate="gru-no-read")).layers[0]
+    assert layer.self_attn_block.gate is not None and layer.ffn_block.gate is not None and layer.read_block.gate is None
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,8 @@ class ElmurConfig:
         segment weighs the same) or ``"recency"`` (per-head slopes 2, 1, 1/2, ... as ALiBi: recent steps first).
     :param residual_gate: How the token track's sublayers (self-attention, read, feed-forward) join the residual
         stream: ``"none"`` adds them (``x + f(x)``); ``"gru"`` combines them through a GRU-type gate as GTrXL
-        (Parisotto et al., 2020), which starts nearly closed and opens per token as the context pays.
+        (Parisotto et al., 2020), which starts nearly closed and opens per token as the context pays;
+        ``"gru-no-read"`` gates self-attention and feed-forward but leaves the memory read a plain residual.
     :param gate_bias: Initial closing bias of the gates (``"gru"`` only): a gate starts about ``sigmoid(-gate_bias)``
         open (0.12 at 2).
     :param dropout: Dropout in attention and feed-forward blocks (0 disables it; RL usually wants 0).
@@ -67,7 +68,7 @@ class ElmurConfig:
     norm_first: bool = True
     zero_init_residual: bool = False
     position_bias_init: Literal["zero", "recency"] = "zero"
-    residual_gate: Literal["none", "gru"] = "none"
+    residual_gate: Literal["none", "gru", "gru-no-read"] = "none"
     gate_bias: float = 2.0
     dropout: float = 0.0
     ffn: Literal["mlp", "moe"] = "mlp"
@@ -95,8 +96,8 @@ class ElmurConfig:
             raise ValueError(f"ElmurConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.position_bias_init not in ("zero", "recency"):
             raise ValueError(f"ElmurConfig.position_bias_init must be 'zero' or 'recency', got {self.position_bias_init!r}")
-        if self.residual_gate not in ("none", "gru"):
-            raise ValueError(f"ElmurConfig.residual_gate must be 'none' or 'gru', got {self.residual_gate!r}")
+        if self.residual_gate not in ("none", "gru", "gru-no-read"):
+            raise ValueError(f"ElmurConfig.residual_gate must be 'none', 'gru' or 'gru-no-read', got {self.residual_gate!r}")
         if self.ffn not in ("mlp", "moe"):
             raise ValueError(f"ElmurConfig.ffn must be 'mlp' or 'moe', got {self.ffn!r}")
         if self.moe_top_k > self.n_experts:
