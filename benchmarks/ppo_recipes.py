@@ -166,6 +166,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "gru-recency": {"residual_gate": "gru", "position_bias_init": "recency"},
     "small-gru": {"d_model": 32, "n_layers": 1, "residual_gate": "gru"},
     "small-gru-recency": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "position_bias_init": "recency"},
+    "small-gru-no-read": {"d_model": 32, "n_layers": 1, "residual_gate": "gru-no-read"},
+    "small-gru-lambda1": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "lru_lambda": 1.0},
     # The backbone at a fraction of the learning rate (a policy setting: the recipe's PPO settings are kept).
     "small-gru-blr0.5": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "backbone_lr_scale": 0.5},
     "small-gru-blr0.25": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "backbone_lr_scale": 0.25},
