@@ -293,6 +293,7 @@ def test_block_layout_helper_roundtrip():
         {"ffn": "x"},
         {"position_bias_init": "x"},
         {"residual_gate": "gtrxl"},
+        {"gate_bias": float("nan")},
     ],
 )
 def test_config_rejects_bad_values(bad):

@@ -1,5 +1,6 @@
 """Settings of the ELMUR backbone."""
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -37,8 +38,8 @@ class ElmurConfig:
         stream: ``"none"`` adds them (``x + f(x)``); ``"gru"`` combines them through a GRU-type gate as GTrXL
         (Parisotto et al., 2020), which starts nearly closed and opens per token as the context pays;
         ``"gru-no-read"`` gates self-attention and feed-forward but leaves the memory read a plain residual.
-    :param gate_bias: Initial closing bias of the gates (``"gru"`` only): a gate starts about ``sigmoid(-gate_bias)``
-        open (0.12 at 2).
+    :param gate_bias: Initial closing bias of the gates (with ``residual_gate`` other than ``"none"``): a gate
+        starts about ``sigmoid(-gate_bias)`` open (0.12 at 2).
     :param dropout: Dropout in attention and feed-forward blocks (0 disables it; RL usually wants 0).
     :param ffn: ``"mlp"`` (GELU MLP) or ``"moe"`` (soft mixture of experts, see ``moe_top_k``).
     :param n_experts: Number of experts when ``ffn="moe"``.
@@ -98,6 +99,8 @@ class ElmurConfig:
             raise ValueError(f"ElmurConfig.position_bias_init must be 'zero' or 'recency', got {self.position_bias_init!r}")
         if self.residual_gate not in ("none", "gru", "gru-no-read"):
             raise ValueError(f"ElmurConfig.residual_gate must be 'none', 'gru' or 'gru-no-read', got {self.residual_gate!r}")
+        if not math.isfinite(self.gate_bias):
+            raise ValueError(f"ElmurConfig.gate_bias must be finite, got {self.gate_bias!r}")
         if self.ffn not in ("mlp", "moe"):
             raise ValueError(f"ElmurConfig.ffn must be 'mlp' or 'moe', got {self.ffn!r}")
         if self.moe_top_k > self.n_experts:

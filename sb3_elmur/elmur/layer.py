@@ -66,11 +66,9 @@ class ElmurLayer(TowerModule):
         self.config = config
         d, h, p, g = config.d_model, config.n_heads, config.dropout, n_towers
         # Token track (its residuals may be gated; the memory track's never are).
-        kind = "none" if config.residual_gate == "none" else "gru"
-        gate, read_gate = (
-            (kind, config.gate_bias),
-            ("none" if config.residual_gate == "gru-no-read" else kind, config.gate_bias),
-        )
+        gated = "none" if config.residual_gate == "none" else "gru"
+        gate = (gated, config.gate_bias)
+        read_gate = ("gru" if config.residual_gate == "gru" else "none", config.gate_bias)
         self.self_attn = SegmentSelfAttention(g, d, h, config.segment_len, p, config.position_bias_init)
         self.self_attn_block = Sublayer(g, d, config.norm_first, p, *gate)
         self.read = ReadAttention(g, d, h, config.n_time_buckets, p) if config.use_read else None
