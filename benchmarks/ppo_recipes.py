@@ -166,6 +166,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "gru-recency": {"residual_gate": "gru", "position_bias_init": "recency"},
     "small-gru": {"d_model": 32, "n_layers": 1, "residual_gate": "gru"},
     "small-gru-recency": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "position_bias_init": "recency"},
+    "small-gru-bias1": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "gate_bias": 1.0},
     "small-gru-no-read": {"d_model": 32, "n_layers": 1, "residual_gate": "gru-no-read"},
     "small-gru-lambda1": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "lru_lambda": 1.0},
     # The backbone at a fraction of the learning rate (a policy setting: the recipe's PPO settings are kept).
