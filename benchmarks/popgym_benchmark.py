@@ -653,7 +653,9 @@ def report(results: list[dict[str, Any]], tasks: list[str], models: list[str], t
     """
     models = [m for m in models if any(r["model"] == m for r in results)]
     labels = {m: get_model(m).label for m in models}
-    counts = {c: sum(1 for t in tasks if c == "all" or category(t) == c) for c in CATEGORIES}
+    # Sums (and missing-task notes) are over the tasks with results; the per-task table lists every task.
+    done = [t for t in tasks if any(r["task"] == t for r in results)]
+    counts = {c: sum(1 for t in done if c == "all" or category(t) == c) for c in CATEGORIES}
     lines = [f"# POPGym benchmark, {track} track", ""]
     lines += ["Produced by " + " and ".join(f"`{c}`" for c in dict.fromkeys(commands)) + ".", ""]
     trained = [r for r in results if r["settings"].get("overrides") is not None]
@@ -678,7 +680,7 @@ def report(results: list[dict[str, Any]], tasks: list[str], models: list[str], t
         f"Evaluation: mean return over env seeds 0..{settings.get('eval_episodes', EVAL_EPISODES) - 1}, one episode "
         "each, stateful predict; seeds of the models: "
         + ", ".join(map(str, sorted({r["seed"] for r in results})))
-        + ". Sums: over the tasks run "
+        + ". Sums: over the tasks with results "
         + f"({counts['all']} of 48: {counts['puzzle']} Puzzle, {counts['reactive']} Reactive).",
         "",
         "## Sums of per-task mean returns",
@@ -694,7 +696,7 @@ def report(results: list[dict[str, Any]], tasks: list[str], models: list[str], t
         for mode in modes:
             values = per_task(results, mode).get(model, {})
             sums = category_sums(values)
-            missing = len([t for t in tasks if t not in values])
+            missing = len([t for t in done if t not in values])
             note = f" ({missing} tasks missing)" if missing else ""
             ratio = sums["all"] / expert_sums["all"] if expert_sums["all"] else float("nan")
             cells = [_fmt(sums[c]) if counts[c] else "-" for c in CATEGORIES]
@@ -936,7 +938,7 @@ def main(argv: Sequence[str] | None = None, command: str | None = None) -> list[
 
     :param argv: Arguments (default ``sys.argv[1:]``).
     :param command: The command recorded in the report (default: this script with ``argv``).
-    :return: The results of every run selected.
+    :return: The results of every run selected (the runs of this command's tasks and models).
     """
     args = build_parser().parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -975,16 +977,23 @@ def main(argv: Sequence[str] | None = None, command: str | None = None) -> list[
                 "curve_episodes": 20,
             }
         )
-    specs = []
+    # The report covers the whole track (its default tasks and agents), whatever part this command runs.
+    default_models = [*list_models(track, family="popgym"), "random", "expert"]
+    table_tasks = list(dict.fromkeys([*select_tasks(["quick"] if args.quick else ["all"]), *tasks]))
+    table_models = list(dict.fromkeys([*default_models, *models]))
+    specs, table_specs = [], []
     for seed in args.seeds:
-        for task in tasks:
-            for model in models:
+        for task in table_tasks:
+            for model in table_models:
                 run_settings = {**settings, "overrides": {model: overrides[model]} if model in overrides else {}}
                 if not get_model(model).trained:
                     # Not trained: independent of the dataset and the budget.
                     run_settings = {k: v for k, v in run_settings.items() if k in ("eval_episodes", "previous_action")}
                 path = str(run_file(runs_dir, task, model, seed))
-                specs.append(RunSpec(track, task, model, seed, run_settings, path, args.threads, command))
+                spec = RunSpec(track, task, model, seed, run_settings, path, args.threads, command)
+                table_specs.append(spec)
+                if task in tasks and model in models:
+                    specs.append(spec)
     started = time.perf_counter()
     if not args.report_only:
         print(f"{track} track: {len(tasks)} tasks x {len(models)} models x {len(args.seeds)} seeds -> {runs_dir}", flush=True)
@@ -994,26 +1003,27 @@ def main(argv: Sequence[str] | None = None, command: str | None = None) -> list[
             )
         pool = RayPool(args.ray_address, args.threads) if args.ray_address else LocalPool(args.workers, args.threads)
         try:
-            results = run_all(specs, pool)
+            ran = run_all(specs, pool)
         finally:
             pool.shutdown()
     else:
-        results = {spec: r for spec in specs if (r := load_result(spec)) is not None}
-        if not results:
+        ran = {}
+        if not any(load_result(spec) is not None for spec in specs):
             raise SystemExit(f"no saved runs with these settings in {runs_dir}")
-    found = list(results.values())
+    table = {spec: r for spec in table_specs if (r := ran.get(spec) or load_result(spec)) is not None}
+    found = list(table.values())
     commands = [r.get("command", command) for r in found]
-    text = report(found, tasks, models, track, commands)
+    text = report(found, table_tasks, table_models, track, commands)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_suffix(".md").write_text(text)
     write_csv(found, output.with_suffix(".csv"))
-    plot(found, tasks, models, track, output.with_suffix(".png"))
+    plot(found, table_tasks, table_models, track, output.with_suffix(".png"))
     print(text)
     print(
         f"wrote {output.with_suffix('.md')}, {output.with_suffix('.csv')}, {output.with_suffix('.png')} "
         f"({time.perf_counter() - started:.0f} s)"
     )
-    return found
+    return [table[spec] for spec in specs if spec in table]
 
 
 if __name__ == "__main__":

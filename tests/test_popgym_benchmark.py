@@ -182,6 +182,11 @@ def test_offline_run_resume_and_corrupt_file(tmp_path, capsys):
     _run(tmp_path, "elmur.learning_rate=0.002")
     captured = capsys.readouterr()
     assert "other settings" in captured.err and "8 done already, 2 to do" in captured.out
+    # A run of one task still reports both: the report covers every saved run of the track.
+    argv = ["--data-dir", str(tmp_path / "data"), "--output", str(tmp_path / "out" / "offline"), *TINY]
+    bench.main(["--tasks", TASKS[0], *argv, "elmur.learning_rate=0.002", "--report-only"])  # TINY ends with --set
+    report = (tmp_path / "out" / "offline.md").read_text()
+    assert all(f"| {bench.short_name(task)} |" in report for task in TASKS) and "(2 of 48:" in report
 
 
 def test_custom_registry_entry_runs_in_the_harness(tmp_path):
