@@ -172,9 +172,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # The backbone at a fraction of the learning rate (a policy setting: the recipe's PPO settings are kept).
     "small-gru-blr0.5": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "backbone_lr_scale": 0.5},
     "small-gru-blr0.25": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "backbone_lr_scale": 0.25},
-    "gru-blr0.5": {"residual_gate": "gru", "backbone_lr_scale": 0.5},
-    "gru-blr0.25": {"residual_gate": "gru", "backbone_lr_scale": 0.25},
-    "small-blr0.25": {"d_model": 32, "n_layers": 1, "backbone_lr_scale": 0.25},
     # Diagnosis: the same with a smaller step size (changes the recipe's PPO settings).
     "small-gru-lr3.5e-4": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "ppo.learning_rate": 3.5e-4},
     "small-gru-lr1.75e-4": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "ppo.learning_rate": 1.75e-4},

@@ -199,12 +199,12 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             raise ValueError(f"backbone_lr_scale must be a positive number, got {backbone_lr_scale!r}")
         self.backbone_lr_scale = float(backbone_lr_scale)
         # One parameter group at scale 1 (as every SB3 policy, and as models saved before the option existed).
-        backbone = list(self.backbone.parameters())
-        in_backbone = {id(param) for param in backbone}
-        others = [param for param in self.parameters() if id(param) not in in_backbone]
-        groups = [{"params": backbone, "lr_scale": self.backbone_lr_scale}, {"params": others, "lr_scale": 1.0}]
-        if self.backbone_lr_scale == 1.0:
-            groups = [{"params": list(self.parameters()), "lr_scale": 1.0}]
+        groups = [{"params": list(self.parameters()), "lr_scale": 1.0}]
+        if self.backbone_lr_scale != 1.0:
+            backbone = list(self.backbone.parameters())
+            in_backbone = {id(param) for param in backbone}
+            others = [param for param in self.parameters() if id(param) not in in_backbone]
+            groups = [{"params": backbone, "lr_scale": self.backbone_lr_scale}, {"params": others, "lr_scale": 1.0}]
         self.optimizer = self.optimizer_class(groups, lr=lr_schedule(1), **fast_optimizer_kwargs(self))
         update_scaled_learning_rate(self.optimizer, lr_schedule(1))
 
