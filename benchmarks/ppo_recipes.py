@@ -175,6 +175,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Diagnosis: the same with a smaller step size (changes the recipe's PPO settings).
     "small-gru-lr3.5e-4": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "ppo.learning_rate": 3.5e-4},
     "small-gru-lr1.75e-4": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "ppo.learning_rate": 1.75e-4},
+    # The read also attends to the previous segment's token states (ElmurConfig.read_previous_segment).
+    "prev": {"read_previous_segment": True},
+    "small-prev": {"d_model": 32, "n_layers": 1, "read_previous_segment": True},
+    "small-gru-prev": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "read_previous_segment": True},
     # Ablations for the diagnosis: self-attention without memory; memory with one-step segments; neither.
     "small-no-memory": {"d_model": 32, "n_layers": 1, "use_read": False, "use_write": False},
     "small-k1": {"d_model": 32, "n_layers": 1, "segment_len": 1},

@@ -21,6 +21,8 @@ CONFIGS = {
     "gru-gates": {"residual_gate": "gru"},
     "gru-gates-post-norm": {"residual_gate": "gru", "norm_first": False},
     "gru-gates-no-read": {"residual_gate": "gru-no-read"},
+    "previous-segment": {"read_previous_segment": True},
+    "previous-segment-post-norm-no-write": {"read_previous_segment": True, "norm_first": False, "use_write": False},
 }
 
 
@@ -238,6 +240,46 @@ def test_gru_gates_start_nearly_closed_and_learn(small_config):
     assert make(small_config).layers[0].self_attn_block.gate is None, "off by default"
     layer = make(dataclasses.replace(small_config, residual_gate="gru-no-read")).layers[0]
     assert layer.self_attn_block.gate is not None and layer.ffn_block.gate is not None and layer.read_block.gate is None
+
+
+def reach_of_segment_start(config: ElmurConfig) -> list[bool]:
+    """For each of the first 3 segments: does the first step of segment 3 change when that segment's steps change?"""
+    net, k = make(config), config.segment_len
+    generator = th.Generator().manual_seed(4)
+    features, times = th.randn(8, 4 * k, 6, generator=generator), th.arange(4 * k).expand(8, -1)
+    with th.no_grad():
+        out, _ = net(features, times)
+        reach = []
+        for segment in range(3):
+            other = features.clone()
+            other[:, segment * k : (segment + 1) * k] = th.randn(8, k, 6, generator=generator)
+            reach.append(bool((net(other, times)[0][:, 3 * k] - out[:, 3 * k]).abs().max() > 1e-6))
+    return reach
+
+
+def test_read_previous_segment_reaches_back_through_the_token_states(small_config):
+    no_write = dataclasses.replace(small_config, use_write=False)
+    # Without memory writes a segment's first step sees nothing before it. The previous-segment read gives it the
+    # last K token states, which read their own previous segment: every earlier segment reaches it.
+    assert reach_of_segment_start(no_write) == [False, False, False]
+    assert reach_of_segment_start(dataclasses.replace(no_write, read_previous_segment=True)) == [True, True, True]
+    config = dataclasses.replace(small_config, read_previous_segment=True)
+    # Gradient from a segment's first step reaches the previous segment's steps through those slots.
+    net, k = make(dataclasses.replace(no_write, read_previous_segment=True)), small_config.segment_len
+    features = th.randn(2, 2 * k, 6, requires_grad=True)
+    net(features, th.arange(2 * k).expand(2, -1))[0][:, k].square().sum().backward()
+    assert (features.grad[:, :k].abs().sum(-1) > 0).all()
+    # The state holds M memory slots and K previous-segment slots whose timestamps are the steps of the last segment.
+    net, k, m = make(config), config.segment_len, config.n_slots
+    state = net.initial_state(2)
+    with th.no_grad():
+        for t in range(2 * k + 3):
+            _, state = net.step(th.randn(2, 6), state, th.tensor([t == 0, t == 0]))
+    assert state.memory.timestamps.shape == (2, config.n_layers, m + k)
+    assert state.memory.timestamps[0, 0, m:].tolist() == list(range(k, 2 * k))
+    assert not make(small_config).layers[0].previous_norm, "off by default: a model saved before keeps its parameters"
+    with pytest.raises(ValueError, match="needs use_read"):
+        dataclasses.replace(config, use_read=False)
 
 
 @pytest.mark.parametrize(

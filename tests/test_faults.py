@@ -99,3 +99,19 @@ def test_tampered_states_are_refused_by_predict():
     assert (state[1] >= 0).any(), "the test needs a written slot"
     with pytest.raises(ValueError, match="memory_timestamps"):
         model.predict(obs, state=edited(1, shift))
+
+
+def test_tampered_previous_segment_timestamps_are_refused():
+    env = make_vec_env(RandomLengthEnv, n_envs=2, seed=0)
+    elmur = {**ELMUR, "read_previous_segment": True}
+    model = ElmurPPO("MlpElmurPolicy", env, n_steps=8, seed=0, policy_kwargs={"elmur_kwargs": elmur})
+    k, m = model.policy.segment_len, model.policy.elmur_config.n_slots
+    obs, state = env.reset(), None
+    for t in range(2 * k + 1):
+        _, state = model.predict(obs, state=state, episode_start=np.full(2, t == 0))
+    arrays = [np.array(a) for a in state]
+    assert (arrays[1][..., m:] >= 0).all(), "the previous segment's slots are written"
+    model.predict(obs, state=tuple(arrays))
+    arrays[1][..., m:] -= k  # steps of an older segment
+    with pytest.raises(ValueError, match="memory_timestamps"):
+        model.predict(obs, state=tuple(arrays))

@@ -38,12 +38,14 @@ def make_model(
     )
 
 
-@pytest.mark.parametrize("critic", [*CRITICS, "gated residuals"])
+#: Backbone options checked with the separate critic backbone.
+OPTIONS = {"gated residuals": {"residual_gate": "gru"}, "previous-segment read": {"read_previous_segment": True}}
+
+
+@pytest.mark.parametrize("critic", [*CRITICS, *OPTIONS])
 def test_training_forward_reproduces_acting(critic):
-    gated = critic == "gated residuals"
-    model = make_model(
-        CRITICS["separate critic backbone" if gated else critic], elmur_extra={"residual_gate": "gru"} if gated else None
-    )
+    option = OPTIONS.get(critic)
+    model = make_model(CRITICS["separate critic backbone" if option else critic], elmur_extra=option)
     model.learn(5 * 17 * 3)  # 5 rollouts: envs at different phases, episodes crossing rollout boundaries
     prefixes = model.rollout_buffer.prefix_length
     assert prefixes.any(), "the test must cover segments cut by the rollout boundary"

@@ -56,14 +56,16 @@ def check_finite_transition(
         )
 
 
-def check_state_values(fields: dict[str, np.ndarray], segment_len: int) -> None:
+def check_state_values(fields: dict[str, np.ndarray], segment_len: int, n_slots: int | None = None) -> None:
     """
     Refuse a corrupted or tampered acting state (what :meth:`ElmurActorCriticPolicy.predict` returned, edited):
     non-finite memory or caches, negative step counters, or slot timestamps that no run of the model can produce
-    (a slot is written at the last step of a segment, before the current step).
+    (a memory slot is written at the last step of a segment, before the current step; a previous-segment slot
+    holds a step of the segment before the current one).
 
     :param fields: The state's arrays by name (see ``STATE_FIELDS``).
     :param segment_len: K.
+    :param n_slots: M, the memory slots; the slots after them are previous-segment tokens (default: all are memory).
     """
     for name in ("memory_vectors", "keys", "values", "outputs"):
         if not np.isfinite(fields[name]).all():
@@ -72,9 +74,13 @@ def check_state_values(fields: dict[str, np.ndarray], segment_len: int) -> None:
     if (step < 0).any():
         raise ValueError(f"state field step holds negative step counters {step[step < 0].tolist()}")
     now = step.reshape(-1, *([1] * (timestamps.ndim - 1)))
-    written = timestamps >= 0
-    if (timestamps < -1).any() or (written & ((timestamps >= now) | (timestamps % segment_len != segment_len - 1))).any():
+    memory, previous = timestamps[..., :n_slots], timestamps[..., timestamps.shape[-1] if n_slots is None else n_slots :]
+    written = memory >= 0
+    bad_memory = written & ((memory >= now) | (memory % segment_len != segment_len - 1))
+    bad_previous = (previous >= 0) & (previous // segment_len != now // segment_len - 1)
+    if (timestamps < -1).any() or bad_memory.any() or bad_previous.any():
         raise ValueError(
-            "state field memory_timestamps holds timestamps no run can produce (a slot is -1 or the last step of an "
-            "earlier segment): the state was altered; pass state=None to start fresh"
+            "state field memory_timestamps holds timestamps no run can produce (a memory slot is -1 or the last step "
+            "of an earlier segment, a previous-segment slot -1 or a step of the last segment): the state was altered; "
+            "pass state=None to start fresh"
         )

@@ -84,7 +84,7 @@ def record_memory_timeline(
     try:
         for _ in range(max_steps):
             action, state = policy.predict_stream(_batch_of_one(obs), state, start, deterministic)
-            n_slots = policy.elmur_config.n_slots
+            n_slots = policy.elmur_config.slots_per_layer
             step_mass = []
             for index, read in enumerate(reads):
                 if read is None or not read.captured_weights:

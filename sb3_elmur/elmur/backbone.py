@@ -72,19 +72,22 @@ class SegmentPlan:
     shared by all layers and towers: the slot timestamps each block reads, their distance buckets to
     the block's tokens, and the LRU plan of each block's commit.
 
-    Leading dimension: the block. ``L`` layers, ``M`` slots, ``K`` positions.
+    Leading dimension: the block. ``L`` layers, ``M`` memory slots, ``S`` slots read (``M``, or ``M + K`` with
+    ``read_previous_segment``), ``K`` positions.
 
     :param steps: ``[blocks, batch, K]`` absolute step of each position, -1 = padding.
     :param reset: ``[blocks, batch]`` bool, the block starts an episode (memory emptied first).
-    :param occupied: ``[blocks, batch, L, M]`` bool, slots written before the block.
+    :param complete: ``[blocks, batch]`` bool, the block's last position is a real step (it commits).
+    :param occupied: ``[blocks, batch, L, S]`` bool, slots written before the block.
     :param any_slot: ``[blocks, batch, L, 1, 1]`` float, 1 where a layer has at least one written slot.
-    :param bucket: ``[blocks, batch, L, K, M]`` int64 time-distance buckets (token, slot).
-    :param lru: LRU plan of each block's commit (``keep``/``take`` ``[blocks, batch, L, M, 1]``); episodes
-        whose block is incomplete keep their memory.
+    :param bucket: ``[blocks, batch, L, K, S]`` int64 time-distance buckets (token, slot).
+    :param lru: LRU plan of each block's commit (``keep``/``take`` ``[blocks, batch, L, M, 1]``, ``timestamps``
+        ``[blocks, batch, L, S]`` after the commit); episodes whose block is incomplete keep their memory.
     """
 
     steps: th.Tensor
     reset: th.Tensor
+    complete: th.Tensor
     occupied: th.Tensor
     any_slot: th.Tensor
     bucket: th.Tensor
@@ -166,7 +169,9 @@ class ElmurBackbone(nn.Module):
         """Empty memory for ``batch_size`` episodes."""
         c = self.config
         param = self.input_proj.weight
-        return MemoryState.empty(batch_size, self.active_towers, c.n_layers, c.n_slots, c.d_model, param.device, param.dtype)
+        return MemoryState.empty(
+            batch_size, self.active_towers, c.n_layers, c.slots_per_layer, c.d_model, param.device, param.dtype
+        )
 
     def initial_state(self, batch_size: int) -> StreamState:
         """Fresh streaming state (empty memory, step 0) for ``batch_size`` episodes."""
@@ -250,23 +255,30 @@ class ElmurBackbone(nn.Module):
         :param timestamps: ``[batch, L, M]`` slot timestamps before the first block.
         """
         c = self.config
-        batch = timesteps.shape[0]
+        batch, m = timesteps.shape[0], c.n_slots
         steps = timesteps.view(batch, -1, c.segment_len).transpose(0, 1).contiguous()  # [blocks, batch, K]
+        complete = steps[:, :, -1] >= 0
         slot_times, plans = [], []
-        for block_steps in steps:
+        for block_steps, block_complete in zip(steps, complete, strict=True):
             timestamps = timestamps.masked_fill((block_steps[:, 0] == 0).view(-1, 1, 1), EMPTY)
             slot_times.append(timestamps)
-            # Without a write path nothing is ever committed.
-            complete = (block_steps[:, -1] >= 0) & c.use_write
-            plan = lru_plan(timestamps, block_steps[:, -1], c.lru_lambda, c.use_lru, complete=complete)
-            plans.append(plan)
-            timestamps = plan.timestamps
+            # Without a write path nothing is ever written into the memory slots.
+            writes = block_complete & c.use_write
+            plan = lru_plan(timestamps[..., :m], block_steps[:, -1], c.lru_lambda, c.use_lru, complete=writes)
+            after = plan.timestamps
+            if c.read_previous_segment:
+                # The previous-segment slots take the steps of a completed segment.
+                tokens = block_steps.unsqueeze(1).expand(-1, c.n_layers, -1)
+                after = th.cat([after, th.where(block_complete.view(-1, 1, 1), tokens, timestamps[..., m:])], dim=-1)
+            plans.append(LruPlan(plan.keep, plan.take, after))
+            timestamps = after
         slot_time = th.stack(slot_times)
         occupied = slot_time >= 0
         dtype = self.input_proj.weight.dtype
         return SegmentPlan(
             steps=steps,
             reset=steps[:, :, 0] == 0,
+            complete=complete,
             occupied=occupied,
             any_slot=occupied.any(-1).to(dtype)[..., None, None],
             bucket=distance_buckets(steps.clamp(min=0), slot_time, self._boundaries),
@@ -276,16 +288,33 @@ class ElmurBackbone(nn.Module):
     def _commit(
         self, vectors: list[th.Tensor], plan: SegmentPlan, block: int, outputs: list[th.Tensor], write_bias: list
     ) -> list[th.Tensor]:
-        """Memory track of every layer for one block (layer l writes only its own slots)."""
-        lru = plan.lru
-        return [
-            layer.memory_track(
-                vectors[index],
-                plan.occupied[block, :, index, :, None],
+        """
+        Memory track of every layer for one block (layer l writes only its own slots); with
+        ``read_previous_segment`` a completed block's token states also replace the previous-segment slots.
+        """
+        lru, m = plan.lru, self.config.n_slots
+        complete = plan.complete[block].view(1, -1, 1, 1)
+        new = []
+        for index, layer in enumerate(self.layers):
+            slots = vectors[index]
+            written = layer.memory_track(
+                slots[:, :, :m],
+                plan.occupied[block, :, index, :m, None],
                 outputs[index],
                 write_bias[index][:, block] if write_bias[index] is not None else None,
-                LruPlan(lru.keep[block, :, index], lru.take[block, :, index], lru.timestamps[block, :, index]),
+                LruPlan(lru.keep[block, :, index], lru.take[block, :, index], lru.timestamps[block, :, index, :m]),
             )
+            if self.config.read_previous_segment:
+                previous = th.where(complete, layer.previous_segment(outputs[index]), slots[:, :, m:])
+                written = th.cat([written, previous], dim=2)
+            new.append(written)
+        return new
+
+    def _write_biases(self, plan: SegmentPlan) -> list:
+        """Per layer: the write bias of every block over the memory slots, ``[G, blocks, batch, M, K, H]`` (or None)."""
+        m = self.config.n_slots
+        return [
+            layer.write.bias(plan.bucket[:, :, index, :, :m], plan.valid) if layer.write is not None else None
             for index, layer in enumerate(self.layers)
         ]
 
@@ -295,13 +324,12 @@ class ElmurBackbone(nn.Module):
 
     def _block_biases(self, plan: SegmentPlan) -> tuple[list[th.Tensor], list, list]:
         """Per layer: the self-attention bias ``[G, 1, K, K, H]`` and the read and write biases of all blocks."""
-        self_bias, read_bias, write_bias = [], [], []
+        self_bias, read_bias = [], []
         for index, layer in enumerate(self.layers):
             self_bias.append(layer.self_attn.position_bias().unsqueeze(1))
             bucket = plan.bucket[:, :, index]
             read_bias.append(layer.read.bias(bucket, plan.occupied[:, :, index]) if layer.read is not None else None)
-            write_bias.append(layer.write.bias(bucket, plan.valid) if layer.write is not None else None)
-        return self_bias, read_bias, write_bias
+        return self_bias, read_bias, self._write_biases(plan)
 
     # ------------------------------------------------------------------ parallel path (training)
     def forward(self, *args: Any, **kwargs: Any) -> tuple[th.Tensor, MemoryState | None]:
@@ -537,10 +565,7 @@ class ElmurBackbone(nn.Module):
             plan = self.plan(
                 token_time.masked_fill(incomplete.unsqueeze(1) & (self._positions == c.segment_len - 1), -1), memory.timestamps
             )
-            write_bias = [
-                layer.write.bias(plan.bucket[:, :, index], plan.valid) if layer.write is not None else None
-                for index, layer in enumerate(self.layers)
-            ]
+            write_bias = self._write_biases(plan)
             outputs = [state.outputs[:, :, index].transpose(0, 1) for index in range(c.n_layers)]
             vectors = self._commit([memory.layer(i) for i in range(c.n_layers)], plan, 0, outputs, write_bias)
             memory = self._memory_state(vectors, plan.lru.timestamps[0])

@@ -40,6 +40,13 @@ class ElmurConfig:
         ``"gru-no-read"`` gates self-attention and feed-forward but leaves the memory read a plain residual.
     :param gate_bias: Initial closing bias of the gates (with ``residual_gate`` other than ``"none"``): a gate
         starts about ``sigmoid(-gate_bias)`` open (0.12 at 2).
+    :param read_previous_segment: The read also attends to the previous segment's K token states of the same layer,
+        kept as K extra read-only slots after the M memory slots, with their exact step as timestamp (not in the
+        paper). Without it the first token of a segment sees the past only through the M written slots; with it
+        every token sees the last K steps' states directly, as Transformer-XL's cache does. Those states read their
+        own previous segment, so the path reaches back over the whole episode, with gradient inside a training
+        sample. The write and the LRU rule still act on the M memory slots alone; the extra slots are replaced by
+        each completed segment.
     :param dropout: Dropout in attention and feed-forward blocks (0 disables it; RL usually wants 0).
     :param ffn: ``"mlp"`` (GELU MLP) or ``"moe"`` (soft mixture of experts, see ``moe_top_k``).
     :param n_experts: Number of experts when ``ffn="moe"``.
@@ -71,6 +78,7 @@ class ElmurConfig:
     position_bias_init: Literal["zero", "recency"] = "zero"
     residual_gate: Literal["none", "gru", "gru-no-read"] = "none"
     gate_bias: float = 2.0
+    read_previous_segment: bool = False
     dropout: float = 0.0
     ffn: Literal["mlp", "moe"] = "mlp"
     n_experts: int = 4
@@ -101,6 +109,8 @@ class ElmurConfig:
             raise ValueError(f"ElmurConfig.residual_gate must be 'none', 'gru' or 'gru-no-read', got {self.residual_gate!r}")
         if not math.isfinite(self.gate_bias):
             raise ValueError(f"ElmurConfig.gate_bias must be finite, got {self.gate_bias!r}")
+        if self.read_previous_segment and not self.use_read:
+            raise ValueError("ElmurConfig.read_previous_segment needs use_read=True (the previous segment is read)")
         if self.ffn not in ("mlp", "moe"):
             raise ValueError(f"ElmurConfig.ffn must be 'mlp' or 'moe', got {self.ffn!r}")
         if self.moe_top_k > self.n_experts:
@@ -116,6 +126,11 @@ class ElmurConfig:
     def ffn_dim(self) -> int:
         """Hidden width of the feed-forward blocks."""
         return self.d_ff if self.d_ff is not None else 4 * self.d_model
+
+    @property
+    def slots_per_layer(self) -> int:
+        """Slots a layer's memory state holds: the M memory slots, then the K previous-segment tokens if they are read."""
+        return self.n_slots + (self.segment_len if self.read_previous_segment else 0)
 
     @property
     def head_dim(self) -> int:

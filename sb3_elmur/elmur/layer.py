@@ -83,6 +83,8 @@ class ElmurLayer(TowerModule):
         self.memory_ffn_block = Sublayer(g, d, config.norm_first, p)
         # Candidates always leave through a norm, so the convex LRU blend keeps memory bounded over any horizon.
         self.candidate_norm = tower_norm(g, d, config.norm_first)
+        # The previous segment's token states as the read sees them (normalised like the write's tokens).
+        self.previous_norm = tower_norm(g, d, config.norm_first) if config.read_previous_segment else None
         # Query of a slot that has never been written (learned, identical for every episode).
         self.slot_init = nn.Parameter(th.randn(g, 1, config.n_slots, d))
         if config.zero_init_residual:
@@ -119,6 +121,15 @@ class ElmurLayer(TowerModule):
             assert read_bias is not None
             x = self.read_block.add(x, self.read(self.read_block.inputs(x), slots, occupied, read_bias, any_slot))
         return self.ffn_block.add(x, self.ffn(self.ffn_block.inputs(x)))
+
+    def previous_segment(self, tokens: th.Tensor) -> th.Tensor:
+        """
+        The previous-segment slots a completed segment leaves (``read_previous_segment``).
+
+        :param tokens: ``[G, batch, K, d_model]`` this layer's final token states of the segment.
+        """
+        assert self.previous_norm is not None
+        return self.previous_norm(tokens)
 
     def memory_track(
         self, slots: th.Tensor, occupied: th.Tensor, tokens: th.Tensor, write_bias: th.Tensor | None, plan: LruPlan

@@ -18,11 +18,13 @@ class MemoryState:
     """
     The memory of every layer (and every tower: actor, critic) for a batch of episodes.
 
-    :param vectors: Slot vectors, shape ``[batch, n_towers, n_layers, n_slots, d_model]``. The vector of
-        an empty slot is never read and carries no information (it is kept at zero).
-    :param timestamps: Absolute step index of the last step of the segment that last wrote each slot,
-        shape ``[batch, n_layers, n_slots]``, int64, ``-1`` for an empty slot. The LRU rule depends on
-        timestamps and commit times only, so every tower has the same timestamps.
+    :param vectors: Slot vectors, shape ``[batch, n_towers, n_layers, S, d_model]``, ``S`` =
+        ``config.slots_per_layer``: the M memory slots, then (with ``read_previous_segment``) the previous
+        segment's K token states. The vector of an empty slot is never read and carries no information (it is
+        kept at zero).
+    :param timestamps: ``[batch, n_layers, S]`` int64, ``-1`` for an empty slot: for a memory slot the absolute
+        step of the last step of the segment that last wrote it, for a previous-segment token its own step.
+        They depend on steps and commit times only, so every tower has the same timestamps.
     """
 
     vectors: th.Tensor

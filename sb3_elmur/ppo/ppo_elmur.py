@@ -157,7 +157,7 @@ class ElmurPPO(PPO):
             self.n_steps,
             self.observation_space,  # type: ignore[arg-type]
             self.action_space,
-            memory_shape=(self.policy.backbone.n_towers, config.n_layers, config.n_slots, config.d_model),
+            memory_shape=(self.policy.backbone.n_towers, config.n_layers, config.slots_per_layer, config.d_model),
             segment_len=config.segment_len,
             segments_per_sample=self.segments_per_sample,
             device=self.device,
