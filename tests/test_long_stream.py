@@ -6,8 +6,11 @@ import torch as th
 from sb3_elmur.elmur import ElmurBackbone, ElmurConfig
 
 
-def test_hundred_thousand_steps_in_constant_state():
-    config = ElmurConfig(d_model=16, n_layers=1, n_heads=2, segment_len=10, n_slots=3, lru_lambda=0.5)
+@pytest.mark.parametrize("previous", [False, True], ids=["memory", "memory-and-previous-segment"])
+def test_hundred_thousand_steps_in_constant_state(previous):
+    config = ElmurConfig(
+        d_model=16, n_layers=1, n_heads=2, segment_len=10, n_slots=3, lru_lambda=0.5, read_previous_segment=previous
+    )
     th.manual_seed(0)
     net = ElmurBackbone(4, config).eval()
     state = net.initial_state(2)
@@ -27,7 +30,9 @@ def test_hundred_thousand_steps_in_constant_state():
     assert [tuple(t.shape) for t in state.tensors()] == shapes and state.nbytes() == nbytes
     assert state.step.tolist() == [n_steps, n_steps]
     # The last three segments ended at steps 99_999, 99_989, 99_979, one per slot.
-    assert sorted(state.memory.timestamps[0, 0].tolist()) == [99_979, 99_989, 99_999]
+    assert sorted(state.memory.timestamps[0, 0, :3].tolist()) == [99_979, 99_989, 99_999]
+    if previous:  # and the previous-segment slots hold the last segment's steps
+        assert state.memory.timestamps[0, 0, 3:].tolist() == list(range(99_990, 100_000))
     # Candidates leave through a LayerNorm and the LRU blend is convex: slot norms stay bounded.
     assert max_norm < 4 * config.d_model**0.5
 
