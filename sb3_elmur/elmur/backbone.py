@@ -245,6 +245,12 @@ class ElmurBackbone(nn.Module):
     def _check_memory(self, memory: MemoryState) -> None:
         if memory.vectors.shape[1] != self.active_towers:
             raise ValueError(f"memory holds {memory.vectors.shape[1]} tower(s), the backbone computes {self.active_towers}")
+        slots = self.config.slots_per_layer
+        if memory.vectors.shape[3] != slots or memory.timestamps.shape[-1] != slots:
+            raise ValueError(
+                f"memory holds {memory.vectors.shape[3]} slots per layer, the backbone's config has {slots} "
+                f"(n_slots {self.config.n_slots}, read_previous_segment {self.config.read_previous_segment})"
+            )
 
     def plan(self, timesteps: th.Tensor, timestamps: th.Tensor) -> SegmentPlan:
         """
@@ -252,7 +258,7 @@ class ElmurBackbone(nn.Module):
         tensors only (the LRU rule needs timestamps, never vectors).
 
         :param timesteps: ``[batch, n_blocks * K]`` int64, -1 = padding.
-        :param timestamps: ``[batch, L, M]`` slot timestamps before the first block.
+        :param timestamps: ``[batch, L, S]`` slot timestamps before the first block.
         """
         c = self.config
         batch, m = timesteps.shape[0], c.n_slots
