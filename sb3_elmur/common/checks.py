@@ -74,7 +74,8 @@ def check_state_values(fields: dict[str, np.ndarray], segment_len: int, n_slots:
     if (step < 0).any():
         raise ValueError(f"state field step holds negative step counters {step[step < 0].tolist()}")
     now = step.reshape(-1, *([1] * (timestamps.ndim - 1)))
-    memory, previous = timestamps[..., :n_slots], timestamps[..., timestamps.shape[-1] if n_slots is None else n_slots :]
+    m = timestamps.shape[-1] if n_slots is None else n_slots
+    memory, previous = timestamps[..., :m], timestamps[..., m:]
     written = memory >= 0
     bad_memory = written & ((memory >= now) | (memory % segment_len != segment_len - 1))
     bad_previous = (previous >= 0) & (previous // segment_len != now // segment_len - 1)
