@@ -995,6 +995,7 @@ def main(argv: Sequence[str] | None = None, command: str | None = None) -> list[
                 if task in tasks and model in models:
                     specs.append(spec)
     started = time.perf_counter()
+    ran: dict[RunSpec, dict[str, Any]] = {}
     if not args.report_only:
         print(f"{track} track: {len(tasks)} tasks x {len(models)} models x {len(args.seeds)} seeds -> {runs_dir}", flush=True)
         if track == "offline" and any(get_model(m).kind == "offline" and get_model(m).trained for m in models):
@@ -1006,11 +1007,9 @@ def main(argv: Sequence[str] | None = None, command: str | None = None) -> list[
             ran = run_all(specs, pool)
         finally:
             pool.shutdown()
-    else:
-        ran = {}
-        if not any(load_result(spec) is not None for spec in specs):
-            raise SystemExit(f"no saved runs with these settings in {runs_dir}")
     table = {spec: r for spec in table_specs if (r := ran.get(spec) or load_result(spec)) is not None}
+    if args.report_only and not any(spec in table for spec in specs):
+        raise SystemExit(f"no saved runs with these settings in {runs_dir}")
     found = list(table.values())
     commands = [r.get("command", command) for r in found]
     text = report(found, table_tasks, table_models, track, commands)

@@ -277,7 +277,7 @@ def test_read_previous_segment_reaches_back_through_the_token_states(small_confi
             _, state = net.step(th.randn(2, 6), state, th.tensor([t == 0, t == 0]))
     assert state.memory.timestamps.shape == (2, config.n_layers, m + k)
     assert state.memory.timestamps[0, 0, m:].tolist() == list(range(k, 2 * k))
-    assert not make(small_config).layers[0].previous_norm, "off by default: a model saved before keeps its parameters"
+    assert make(small_config).layers[0].previous_norm is None, "off by default: a model saved before keeps its parameters"
     memory = make(small_config).initial_memory(2)  # M slots only: from a backbone without the option
     with pytest.raises(ValueError, match="slots per layer"):
         net(th.randn(2, k, 6), th.arange(k).expand(2, -1), memory)

@@ -56,7 +56,7 @@ def check_finite_transition(
         )
 
 
-def check_state_values(fields: dict[str, np.ndarray], segment_len: int, n_slots: int | None = None) -> None:
+def check_state_values(fields: dict[str, np.ndarray], segment_len: int, n_slots: int) -> None:
     """
     Refuse a corrupted or tampered acting state (what :meth:`ElmurActorCriticPolicy.predict` returned, edited):
     non-finite memory or caches, negative step counters, or slot timestamps that no run of the model can produce
@@ -65,7 +65,7 @@ def check_state_values(fields: dict[str, np.ndarray], segment_len: int, n_slots:
 
     :param fields: The state's arrays by name (see ``STATE_FIELDS``).
     :param segment_len: K.
-    :param n_slots: M, the memory slots; the slots after them are previous-segment tokens (default: all are memory).
+    :param n_slots: M, the memory slots; the slots after them are previous-segment tokens.
     """
     for name in ("memory_vectors", "keys", "values", "outputs"):
         if not np.isfinite(fields[name]).all():
@@ -74,8 +74,7 @@ def check_state_values(fields: dict[str, np.ndarray], segment_len: int, n_slots:
     if (step < 0).any():
         raise ValueError(f"state field step holds negative step counters {step[step < 0].tolist()}")
     now = step.reshape(-1, *([1] * (timestamps.ndim - 1)))
-    m = timestamps.shape[-1] if n_slots is None else n_slots
-    memory, previous = timestamps[..., :m], timestamps[..., m:]
+    memory, previous = timestamps[..., :n_slots], timestamps[..., n_slots:]
     written = memory >= 0
     bad_memory = written & ((memory >= now) | (memory % segment_len != segment_len - 1))
     bad_previous = (previous >= 0) & (previous // segment_len != now // segment_len - 1)
