@@ -144,6 +144,12 @@ RECIPES: dict[str, dict[str, Any]] = {
         "lstm": {},
     },
 }
+# Diagnosis: pendulum-zoo with the angular velocity recoverable from two frames.
+RECIPES["pendulum-zoo-stack2"] = {
+    **RECIPES["pendulum-zoo"],
+    "source": "diagnosis: pendulum-zoo with the last two frames stacked (VecFrameStack 2)",
+    "frame_stack": 2,
+}
 #: ElmurConfig overrides tried against the defaults ("default" = ElmurConfig()).
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -179,6 +185,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "prev": {"read_previous_segment": True},
     "small-prev": {"d_model": 32, "n_layers": 1, "read_previous_segment": True},
     "small-gru-prev": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "read_previous_segment": True},
+    # Every layer also sees its own input of the previous step (ElmurConfig.token_shift).
+    "shift": {"token_shift": True},
+    "small-shift": {"d_model": 32, "n_layers": 1, "token_shift": True},
+    "small-gru-shift": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "token_shift": True},
     # Ablations for the diagnosis: self-attention without memory; memory with one-step segments; neither.
     "small-no-memory": {"d_model": 32, "n_layers": 1, "use_read": False, "use_write": False},
     "small-k1": {"d_model": 32, "n_layers": 1, "segment_len": 1},

@@ -23,16 +23,19 @@ CONFIGS = {
     "gru-gates-no-read": {"residual_gate": "gru-no-read"},
     "previous-segment": {"read_previous_segment": True},
     "previous-segment-post-norm-no-write": {"read_previous_segment": True, "norm_first": False, "use_write": False},
+    "token-shift": {"token_shift": True},
+    "token-shift-previous-segment-post-norm": {"token_shift": True, "read_previous_segment": True, "norm_first": False},
 }
 
 
 def make(config: ElmurConfig, in_features: int = 6, seed: int = 0) -> ElmurBackbone:
     th.manual_seed(seed)
     net = ElmurBackbone(in_features, config).eval()
-    # Non-zero biases so that the time and position tables matter in the comparison.
+    # Non-zero biases so that the time and position tables matter in the comparison, and a token shift that
+    # does something (it starts at zero).
     with th.no_grad():
         for name, param in net.named_parameters():
-            if name.endswith("table.weight"):
+            if name.endswith("table.weight") or ".shift." in name:
                 param.normal_()
     return net
 
@@ -283,6 +286,36 @@ def test_read_previous_segment_reaches_back_through_the_token_states(small_confi
         net(th.randn(2, k, 6), th.arange(k).expand(2, -1), memory)
     with pytest.raises(ValueError, match="needs use_read"):
         dataclasses.replace(config, use_read=False)
+
+
+def test_token_shift_gives_each_step_the_previous_input(small_config):
+    config = dataclasses.replace(small_config, n_layers=1, use_read=False, use_write=False)
+    net, k = make(dataclasses.replace(config, token_shift=True)), config.segment_len
+    generator = th.Generator().manual_seed(5)
+    features, times = th.randn(4, 3 * k, 6, generator=generator), th.arange(3 * k).expand(4, -1)
+    with th.no_grad():
+        out, memory = net(features, times)
+        # A segment's first step sees, of the steps before it, exactly the one before: its input, through the shift.
+        for step, reaches in ((2 * k - 1, True), (2 * k - 2, False), (k - 1, False)):
+            other = features.clone()
+            other[:, step] = th.randn(4, 6, generator=generator)
+            changed = bool((net(other, times)[0][:, 2 * k] - out[:, 2 * k]).abs().max() > 1e-6)
+            assert changed == reaches, f"step {step}"
+        # Without the shift the first step of a segment sees nothing before it (no memory here).
+        plain = make(config)
+        other = features.clone()
+        other[:, 2 * k - 1] = 0.0
+        assert th.allclose(plain(other, times)[0][:, 2 * k], plain(features, times)[0][:, 2 * k])
+    # The state holds one more slot per layer: the layer's input at the last step, with that step as timestamp.
+    assert memory.timestamps.shape[-1] == config.n_slots + 1
+    assert (memory.timestamps[:, :, -1] == 3 * k - 1).all()
+    # Started at zero, the shift leaves the function of a backbone without it unchanged.
+    plain, shifted = make(config, seed=3), ElmurBackbone(6, dataclasses.replace(config, token_shift=True)).eval()
+    missing, unexpected = shifted.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(".shift" in name for name in missing)
+    with th.no_grad():
+        assert th.allclose(shifted(features, times)[0], plain(features, times)[0], atol=1e-6)
+    assert make(small_config).layers[0].shift is None, "off by default: a model saved before keeps its parameters"
 
 
 @pytest.mark.parametrize(

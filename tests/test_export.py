@@ -27,7 +27,13 @@ def recorded_episodes(model: ElmurPPO, env_id: str, n_envs: int, n_steps: int, s
 
 
 @pytest.mark.parametrize(
-    "env_id, option", [("CartPole-v1", {}), ("Pendulum-v1", {}), ("CartPole-v1", {"read_previous_segment": True})]
+    "env_id, option",
+    [
+        ("CartPole-v1", {}),
+        ("Pendulum-v1", {}),
+        ("CartPole-v1", {"read_previous_segment": True}),
+        ("CartPole-v1", {"token_shift": True, "read_previous_segment": True}),
+    ],
 )
 def test_onnx_step_matches_the_policy_over_1000_steps(tmp_path, env_id, option):
     th.manual_seed(0)
@@ -35,7 +41,7 @@ def test_onnx_step_matches_the_policy_over_1000_steps(tmp_path, env_id, option):
     model = ElmurPPO("MlpElmurPolicy", env_id, n_steps=32, seed=0, policy_kwargs={"elmur_kwargs": elmur})
     with th.no_grad():  # non-zero position and time biases, so that they matter
         for name, param in model.policy.backbone.named_parameters():
-            if name.endswith("table.weight"):
+            if name.endswith("table.weight") or ".shift." in name:
                 param.normal_()
     n_envs, n_steps = 3, 400  # 1200 env steps, K = 4: hundreds of commits, and resets at every position
     steps = recorded_episodes(model, env_id, n_envs, n_steps)

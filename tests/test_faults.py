@@ -115,3 +115,18 @@ def test_tampered_previous_segment_timestamps_are_refused():
     arrays[1][..., m:] -= k  # steps of an older segment
     with pytest.raises(ValueError, match="memory_timestamps"):
         model.predict(obs, state=tuple(arrays))
+
+
+def test_tampered_token_shift_timestamps_are_refused():
+    env = make_vec_env(RandomLengthEnv, n_envs=2, seed=0)
+    elmur = {**ELMUR, "token_shift": True}
+    model = ElmurPPO("MlpElmurPolicy", env, n_steps=8, seed=0, policy_kwargs={"elmur_kwargs": elmur})
+    obs, state = env.reset(), None
+    for t in range(model.policy.segment_len + 2):
+        _, state = model.predict(obs, state=state, episode_start=np.full(2, t == 0))
+    arrays = [np.array(a) for a in state]
+    assert (arrays[1][..., -1] == arrays[2].reshape(-1, 1) - 1).all(), "the shift slot holds the last step"
+    model.predict(obs, state=tuple(arrays))
+    arrays[1][..., -1] -= 1  # an older step
+    with pytest.raises(ValueError, match="memory_timestamps"):
+        model.predict(obs, state=tuple(arrays))

@@ -6,13 +6,20 @@ import torch as th
 from sb3_elmur.elmur import ElmurBackbone, ElmurConfig
 
 
-@pytest.mark.parametrize("previous", [False, True], ids=["memory", "memory-and-previous-segment"])
-def test_hundred_thousand_steps_in_constant_state(previous):
+@pytest.mark.parametrize(
+    "previous, shift", [(False, False), (True, False), (True, True)], ids=["memory", "memory-and-previous-segment", "all"]
+)
+def test_hundred_thousand_steps_in_constant_state(previous, shift):
     config = ElmurConfig(
-        d_model=16, n_layers=1, n_heads=2, segment_len=10, n_slots=3, lru_lambda=0.5, read_previous_segment=previous
-    )
+        d_model=16, n_layers=1, n_heads=2, segment_len=10, n_slots=3, lru_lambda=0.5, read_previous_segment=previous,
+        token_shift=shift,
+    )  # fmt: skip
     th.manual_seed(0)
     net = ElmurBackbone(4, config).eval()
+    with th.no_grad():  # a token shift that does something (it starts at zero)
+        for name, param in net.named_parameters():
+            if ".shift." in name:
+                param.normal_()
     state = net.initial_state(2)
     shapes = [tuple(t.shape) for t in state.tensors()]
     nbytes = state.nbytes()
@@ -32,7 +39,9 @@ def test_hundred_thousand_steps_in_constant_state(previous):
     # The last three segments ended at steps 99_999, 99_989, 99_979, one per slot.
     assert sorted(state.memory.timestamps[0, 0, :3].tolist()) == [99_979, 99_989, 99_999]
     if previous:  # and the previous-segment slots hold the last segment's steps
-        assert state.memory.timestamps[0, 0, 3:].tolist() == list(range(99_990, 100_000))
+        assert state.memory.timestamps[0, 0, 3:13].tolist() == list(range(99_990, 100_000))
+    if shift:  # and the shift slot the last step
+        assert state.memory.timestamps[:, 0, -1].tolist() == [99_999, 99_999]
     # Candidates leave through a LayerNorm and the LRU blend is convex: slot norms stay bounded.
     assert max_norm < 4 * config.d_model**0.5
 

@@ -39,13 +39,26 @@ def make_model(
 
 
 #: Backbone options checked with the separate critic backbone.
-OPTIONS = {"gated residuals": {"residual_gate": "gru"}, "previous-segment read": {"read_previous_segment": True}}
+OPTIONS = {
+    "gated residuals": {"residual_gate": "gru"},
+    "previous-segment read": {"read_previous_segment": True},
+    "token shift": {"token_shift": True},
+}
+
+
+def perturb_token_shift(model: ElmurPPO) -> None:
+    """A token shift that does something at learning rate 0 (it starts at zero)."""
+    with th.no_grad():
+        for name, param in model.policy.backbone.named_parameters():
+            if ".shift." in name:
+                param.normal_(0.0, 0.3)
 
 
 @pytest.mark.parametrize("critic", [*CRITICS, *OPTIONS])
 def test_training_forward_reproduces_acting(critic):
     option = OPTIONS.get(critic)
     model = make_model(CRITICS["separate critic backbone" if option else critic], elmur_extra=option)
+    perturb_token_shift(model)
     model.learn(5 * 17 * 3)  # 5 rollouts: envs at different phases, episodes crossing rollout boundaries
     prefixes = model.rollout_buffer.prefix_length
     assert prefixes.any(), "the test must cover segments cut by the rollout boundary"
@@ -77,9 +90,10 @@ def test_rollout_memory_is_stored_once_per_segment_start():
     assert stored[rollout % k == 0].any()
 
 
-def test_exact_after_updates_thanks_to_prefix_prefill():
+@pytest.mark.parametrize("option", ["plain", "token shift"])
+def test_exact_after_updates_thanks_to_prefix_prefill(option):
     """With lr > 0 the caches of segments cut by the rollout boundary are rebuilt with the new parameters."""
-    model = make_model(CRITICS["separate critic backbone"], learning_rate=3e-3)
+    model = make_model(CRITICS["separate critic backbone"], learning_rate=3e-3, elmur_extra=OPTIONS.get(option))
     model.learn(4 * 17 * 3)
     from stable_baselines3.common.callbacks import CallbackList
 

@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 
 from sb3_elmur.common.buffers import NumpyObs
+from sb3_elmur.elmur.config import ElmurConfig
 
 
 def _bad_envs(array: np.ndarray, n_envs: int) -> np.ndarray:
@@ -56,16 +57,16 @@ def check_finite_transition(
         )
 
 
-def check_state_values(fields: dict[str, np.ndarray], segment_len: int, n_slots: int) -> None:
+def check_state_values(fields: dict[str, np.ndarray], config: ElmurConfig) -> None:
     """
     Refuse a corrupted or tampered acting state (what :meth:`ElmurActorCriticPolicy.predict` returned, edited):
     non-finite memory or caches, negative step counters, or slot timestamps that no run of the model can produce
     (a memory slot is written at the last step of a segment, before the current step; a previous-segment slot
-    holds a step of the segment before the current one).
+    holds a step of the segment before the current one; a token-shift slot holds the step before the current one).
 
     :param fields: The state's arrays by name (see ``STATE_FIELDS``).
-    :param segment_len: K.
-    :param n_slots: M, the memory slots; the slots after them are previous-segment tokens.
+    :param config: The backbone's settings (the slot layout: M memory slots, then the previous-segment tokens, then
+        the token-shift slot).
     """
     for name in ("memory_vectors", "keys", "values", "outputs"):
         if not np.isfinite(fields[name]).all():
@@ -73,14 +74,16 @@ def check_state_values(fields: dict[str, np.ndarray], segment_len: int, n_slots:
     step, timestamps = fields["step"], fields["memory_timestamps"]
     if (step < 0).any():
         raise ValueError(f"state field step holds negative step counters {step[step < 0].tolist()}")
+    k, m, r = config.segment_len, config.n_slots, config.read_slots
     now = step.reshape(-1, *([1] * (timestamps.ndim - 1)))
-    memory, previous = timestamps[..., :n_slots], timestamps[..., n_slots:]
+    memory, previous, shift = timestamps[..., :m], timestamps[..., m:r], timestamps[..., r:]
     written = memory >= 0
-    bad_memory = written & ((memory >= now) | (memory % segment_len != segment_len - 1))
-    bad_previous = (previous >= 0) & (previous // segment_len != now // segment_len - 1)
-    if (timestamps < -1).any() or bad_memory.any() or bad_previous.any():
+    bad_memory = written & ((memory >= now) | (memory % k != k - 1))
+    bad_previous = (previous >= 0) & (previous // k != now // k - 1)
+    bad_shift = shift != now - 1
+    if (timestamps < -1).any() or bad_memory.any() or bad_previous.any() or bad_shift.any():
         raise ValueError(
             "state field memory_timestamps holds timestamps no run can produce (a memory slot is -1 or the last step "
-            "of an earlier segment, a previous-segment slot -1 or a step of the last segment): the state was altered; "
-            "pass state=None to start fresh"
+            "of an earlier segment, a previous-segment slot -1 or a step of the last segment, a token-shift slot the "
+            "step before the current one): the state was altered; pass state=None to start fresh"
         )

@@ -84,7 +84,7 @@ def record_memory_timeline(
     try:
         for _ in range(max_steps):
             action, state = policy.predict_stream(_batch_of_one(obs), state, start, deterministic)
-            n_slots = policy.elmur_config.slots_per_layer
+            n_slots = policy.elmur_config.read_slots  # what the read sees (not the token-shift slot)
             step_mass = []
             for index, read in enumerate(reads):
                 if read is None or not read.captured_weights:
@@ -94,7 +94,7 @@ def record_memory_timeline(
                 read.captured_weights.clear()
                 step_mass.append(weights.cpu() * _read_mask(timestamps, index, n_slots))
             mass.append(th.stack(step_mass).numpy())
-            timestamps.append(state.memory.timestamps[0].cpu().numpy().copy())
+            timestamps.append(state.memory.timestamps[0, :, :n_slots].cpu().numpy().copy())
             obs, reward, terminated, truncated, _ = env.step(action[0])
             rewards.append(float(reward))
             actions.append(np.asarray(action[0]))

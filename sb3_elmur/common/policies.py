@@ -479,7 +479,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
                 )
         if not np.all(arrays[-1] == int(self.state_signature)):
             raise ValueError("state was produced by another model: pass state=None to start fresh with this model")
-        check_state_values(dict(zip(STATE_FIELDS, arrays, strict=True)), self.segment_len, self.elmur_config.n_slots)
+        check_state_values(dict(zip(STATE_FIELDS, arrays, strict=True)), self.elmur_config)
         tensors = [
             th.tensor(array, device=like.device, dtype=like.dtype)  # a copy: acting updates it in place
             for array, like in zip(arrays[:-1], reference, strict=True)

@@ -72,14 +72,15 @@ class SegmentPlan:
     shared by all layers and towers: the slot timestamps each block reads, their distance buckets to
     the block's tokens, and the LRU plan of each block's commit.
 
-    Leading dimension: the block. ``L`` layers, ``M`` memory slots, ``S`` slots read (``M``, or ``M + K`` with
-    ``read_previous_segment``), ``K`` positions.
+    Leading dimension: the block. ``L`` layers, ``M`` memory slots, ``S`` slots of the state (``config.slots_per_layer``:
+    the ``R = config.read_slots`` that the read attends, then the previous step's input with ``token_shift``), ``K``
+    positions.
 
     :param steps: ``[blocks, batch, K]`` absolute step of each position, -1 = padding.
     :param reset: ``[blocks, batch]`` bool, the block starts an episode (memory emptied first).
     :param complete: ``[blocks, batch]`` bool, the block's last position is a real step (it commits).
     :param occupied: ``[blocks, batch, L, S]`` bool, slots written before the block.
-    :param any_slot: ``[blocks, batch, L, 1, 1]`` float, 1 where a layer has at least one written slot.
+    :param any_slot: ``[blocks, batch, L, 1, 1]`` float, 1 where a layer has at least one written slot that is read.
     :param bucket: ``[blocks, batch, L, K, S]`` int64 time-distance buckets (token, slot).
     :param lru: LRU plan of each block's commit (``keep``/``take`` ``[blocks, batch, L, M, 1]``, ``timestamps``
         ``[blocks, batch, L, S]`` after the commit); episodes whose block is incomplete keep their memory.
@@ -275,7 +276,12 @@ class ElmurBackbone(nn.Module):
             if c.read_previous_segment:
                 # The previous-segment slots take the steps of a completed segment.
                 tokens = block_steps.unsqueeze(1).expand(-1, c.n_layers, -1)
-                after = th.cat([after, th.where(block_complete.view(-1, 1, 1), tokens, timestamps[..., m:])], dim=-1)
+                kept = timestamps[..., m : c.read_slots]
+                after = th.cat([after, th.where(block_complete.view(-1, 1, 1), tokens, kept)], dim=-1)
+            if c.token_shift:
+                # The shift slot takes the last real step of the block (its valid steps are a prefix).
+                last = block_steps.max(-1).values.view(-1, 1, 1)
+                after = th.cat([after, th.where(last >= 0, last, timestamps[..., -1:]).expand(-1, c.n_layers, 1)], dim=-1)
             plans.append(LruPlan(plan.keep, plan.take, after))
             timestamps = after
         slot_time = th.stack(slot_times)
@@ -286,7 +292,7 @@ class ElmurBackbone(nn.Module):
             reset=steps[:, :, 0] == 0,
             complete=complete,
             occupied=occupied,
-            any_slot=occupied.any(-1).to(dtype)[..., None, None],
+            any_slot=occupied[..., : c.read_slots].any(-1).to(dtype)[..., None, None],
             bucket=distance_buckets(steps.clamp(min=0), slot_time, self._boundaries),
             lru=LruPlan(*(th.stack([getattr(p, f) for p in plans]) for f in ("keep", "take", "timestamps"))),
         )
@@ -297,8 +303,9 @@ class ElmurBackbone(nn.Module):
         """
         Memory track of every layer for one block (layer l writes only its own slots); with
         ``read_previous_segment`` a completed block's token states also replace the previous-segment slots.
+        Returns the :attr:`~ElmurConfig.read_slots` of every layer (the token-shift slot is the caller's).
         """
-        lru, m = plan.lru, self.config.n_slots
+        lru, m, r = plan.lru, self.config.n_slots, self.config.read_slots
         complete = plan.complete[block].view(1, -1, 1, 1)
         new = []
         for index, layer in enumerate(self.layers):
@@ -311,7 +318,7 @@ class ElmurBackbone(nn.Module):
                 LruPlan(lru.keep[block, :, index], lru.take[block, :, index], lru.timestamps[block, :, index, :m]),
             )
             if self.config.read_previous_segment:
-                previous = th.where(complete, layer.previous_segment(outputs[index]), slots[:, :, m:])
+                previous = th.where(complete, layer.previous_segment(outputs[index]), slots[:, :, m:r])
                 written = th.cat([written, previous], dim=2)
             new.append(written)
         return new
@@ -330,11 +337,11 @@ class ElmurBackbone(nn.Module):
 
     def _block_biases(self, plan: SegmentPlan) -> tuple[list[th.Tensor], list, list]:
         """Per layer: the self-attention bias ``[G, 1, K, K, H]`` and the read and write biases of all blocks."""
-        self_bias, read_bias = [], []
+        self_bias, read_bias, r = [], [], self.config.read_slots
         for index, layer in enumerate(self.layers):
             self_bias.append(layer.self_attn.position_bias().unsqueeze(1))
-            bucket = plan.bucket[:, :, index]
-            read_bias.append(layer.read.bias(bucket, plan.occupied[:, :, index]) if layer.read is not None else None)
+            bucket, occupied = plan.bucket[:, :, index, :, :r], plan.occupied[:, :, index, :r]
+            read_bias.append(layer.read.bias(bucket, occupied) if layer.read is not None else None)
         return self_bias, read_bias, self._write_biases(plan)
 
     # ------------------------------------------------------------------ parallel path (training)
@@ -419,8 +426,9 @@ class ElmurBackbone(nn.Module):
         outputs of the block (what the streaming cache holds).
         """
         self_bias, read_bias, write_bias = biases
+        r = self.config.read_slots
         captured: list[tuple[th.Tensor, th.Tensor, th.Tensor]] = []
-        h, layer_outputs = hidden, []
+        h, layer_inputs, layer_outputs = hidden, [], []
         for index, layer in enumerate(self.layers):
             kv: list[th.Tensor] = []
 
@@ -429,13 +437,25 @@ class ElmurBackbone(nn.Module):
                 return key, value
 
             read = read_bias[index][:, block] if read_bias[index] is not None else None
-            occupied, any_slot = plan.occupied[block, :, index], plan.any_slot[block, :, index]
-            h = layer.token_track(h, kv_hook, self_bias[index], vectors[index], occupied, read, any_slot)
+            occupied, any_slot = plan.occupied[block, :, index, :r], plan.any_slot[block, :, index]
+            # With token shift every position sees the layer's input one step back (block position 0: the state's).
+            previous = th.cat([vectors[index][:, :, r:], h[:, :, :-1]], dim=2) if self.config.token_shift else None
+            layer_inputs.append(h)
+            h = layer.token_track(h, kv_hook, self_bias[index], vectors[index][:, :, :r], occupied, read, any_slot, previous)
             layer_outputs.append(h)
             captured.append((kv[0], kv[1], h))
         if commit:
-            vectors = self._commit(vectors, plan, block, layer_outputs, write_bias)
-        return self.final_norm(h), vectors, captured
+            read_slots = self._commit(vectors, plan, block, layer_outputs, write_bias)
+        else:
+            read_slots = [v[:, :, :r] for v in vectors]
+        if self.config.token_shift:
+            # The shift slot takes each layer's input at the block's last real step (valid steps are a prefix).
+            last = plan.valid[block].sum(-1) - 1  # [batch]
+            index = last.clamp(min=0).view(1, -1, 1, 1).expand(h.shape[0], -1, 1, h.shape[-1])
+            seen = (last >= 0).view(1, -1, 1, 1)
+            shift = [th.where(seen, x.gather(2, index), v[:, :, r:]) for x, v in zip(layer_inputs, vectors, strict=True)]
+            read_slots = [th.cat(pair, dim=2) for pair in zip(read_slots, shift, strict=True)]
+        return self.final_norm(h), read_slots, captured
 
     def prefill(self, features: th.Tensor, memory: MemoryState, segment_start: th.Tensor, length: th.Tensor) -> StreamState:
         """
@@ -458,9 +478,11 @@ class ElmurBackbone(nn.Module):
         plan = self.plan(steps, memory.timestamps)
         hidden = self._project(features, 3).masked_fill((steps < 0).unsqueeze(-1), 0.0)
         vectors = [memory.layer(index) for index in range(c.n_layers)]
-        _, _, captured = self._block(hidden, vectors, plan, 0, self._block_biases(plan), commit=False)
+        _, vectors, captured = self._block(hidden, vectors, plan, 0, self._block_biases(plan), commit=False)
         keep = (steps >= 0)[:, None, None, :, None]  # [batch, 1, 1, K, 1]
         cache = [th.stack([layer[i] for layer in captured], dim=2).transpose(0, 1).masked_fill(~keep, 0.0) for i in range(3)]
+        # Nothing is committed inside a segment; only a token-shift slot moves on to the prefix's last step.
+        memory = self._memory_state(vectors, plan.lru.timestamps[0]) if c.token_shift else memory
         return StreamState(MemoryState(memory.vectors, memory.timestamps), (segment_start + length).cpu(), *cache)
 
     # ------------------------------------------------------------------ streaming path (acting)
@@ -542,11 +564,13 @@ class ElmurBackbone(nn.Module):
         memory, device = state.memory, features.device
         host_position = state.step % c.segment_len
         step, position = state.step.to(device, non_blocking=True), host_position.to(device, non_blocking=True)
-        occupied = memory.timestamps >= 0  # [batch, L, M]
+        r = c.read_slots
+        occupied = memory.timestamps[..., :r] >= 0  # [batch, L, R]
         any_slot = occupied.any(-1).to(features.dtype)[..., None, None]
-        bucket = distance_buckets(step.unsqueeze(1), memory.timestamps, self._boundaries)  # [batch, L, 1, M]
+        bucket = distance_buckets(step.unsqueeze(1), memory.timestamps[..., :r], self._boundaries)  # [batch, L, 1, R]
         h = self._project(features, 2).unsqueeze(-2)  # [G, batch, 1, d]
         write = self._cache_writer(rows, position, branch_free)
+        layer_inputs = []
         for index, layer in enumerate(self.layers):
 
             def kv_hook(key: th.Tensor, value: th.Tensor, index: int = index) -> tuple[th.Tensor, th.Tensor]:
@@ -558,7 +582,10 @@ class ElmurBackbone(nn.Module):
             self_bias = layer.self_attn.position_bias()[:, position].unsqueeze(2)  # [G, batch, 1, K, H]
             read_bias = layer.read.bias(bucket[:, index], occupied[:, index]) if layer.read is not None else None
             slots = memory.layer(index)
-            h = layer.token_track(h, kv_hook, self_bias, slots, occupied[:, index], read_bias, any_slot[:, index])
+            layer_inputs.append(h)
+            previous = slots[:, :, r:] if c.token_shift else None  # the layer's input at the previous step
+            read_slots, read_occupied = slots[:, :, :r], occupied[:, index]
+            h = layer.token_track(h, kv_hook, self_bias, read_slots, read_occupied, read_bias, any_slot[:, index], previous)
             state.outputs = write(state.outputs, index, h[:, :, 0])
         out = self.final_norm(h[:, :, 0])
 
@@ -574,7 +601,16 @@ class ElmurBackbone(nn.Module):
             write_bias = self._write_biases(plan)
             outputs = [state.outputs[:, :, index].transpose(0, 1) for index in range(c.n_layers)]
             vectors = self._commit([memory.layer(i) for i in range(c.n_layers)], plan, 0, outputs, write_bias)
+            if c.token_shift:
+                vectors = [th.cat([v, memory.layer(i)[:, :, r:]], dim=2) for i, v in enumerate(vectors)]
             memory = self._memory_state(vectors, plan.lru.timestamps[0])
+        if c.token_shift:
+            # The shift slot moves on every step: this step's layer inputs, with this step as their timestamp.
+            inputs = th.stack(layer_inputs, dim=2).transpose(0, 1)  # [batch, G, L, 1, d]
+            vectors = th.cat([memory.vectors[:, :, :, :r], inputs], dim=3)
+            now = step.view(-1, 1, 1).expand(-1, c.n_layers, 1)
+            memory = MemoryState(vectors, th.cat([memory.timestamps[..., :r], now], dim=-1))
+        if memory is not state.memory:
             state = StreamState(memory, state.step, state.keys, state.values, state.outputs)
         state.step = state.step + 1
         return out, state

@@ -47,6 +47,12 @@ class ElmurConfig:
         own previous segment, so the path reaches back over the whole episode, with gradient inside a training
         sample. The write and the LRU rule still act on the M memory slots alone; the extra slots are replaced by
         each completed segment.
+    :param token_shift: Every layer also sees its own input of the previous step through a learned projection,
+        started at zero (RWKV's token shift; not in the paper): ``x_t + W norm(x_{t-1})`` before the sublayers. A
+        token then holds the difference to the previous step from the first update (a velocity, when the
+        observations are positions) without learning it through attention, also at the first position of a
+        segment, whose previous step lies in the segment before. The previous step's input is kept as one more
+        slot per layer, after the others, with that step as its timestamp; no attention reads it.
     :param dropout: Dropout in attention and feed-forward blocks (0 disables it; RL usually wants 0).
     :param ffn: ``"mlp"`` (GELU MLP) or ``"moe"`` (soft mixture of experts, see ``moe_top_k``).
     :param n_experts: Number of experts when ``ffn="moe"``.
@@ -79,6 +85,7 @@ class ElmurConfig:
     residual_gate: Literal["none", "gru", "gru-no-read"] = "none"
     gate_bias: float = 2.0
     read_previous_segment: bool = False
+    token_shift: bool = False
     dropout: float = 0.0
     ffn: Literal["mlp", "moe"] = "mlp"
     n_experts: int = 4
@@ -128,9 +135,14 @@ class ElmurConfig:
         return self.d_ff if self.d_ff is not None else 4 * self.d_model
 
     @property
-    def slots_per_layer(self) -> int:
-        """Slots a layer's memory state holds: the M memory slots, then the K previous-segment tokens if they are read."""
+    def read_slots(self) -> int:
+        """Slots the read attends: the M memory slots, then the K previous-segment tokens if they are read."""
         return self.n_slots + (self.segment_len if self.read_previous_segment else 0)
+
+    @property
+    def slots_per_layer(self) -> int:
+        """Slots a layer's memory state holds: the :attr:`read_slots`, then the previous step's input with ``token_shift``."""
+        return self.read_slots + (1 if self.token_shift else 0)
 
     @property
     def head_dim(self) -> int:

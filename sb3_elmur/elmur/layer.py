@@ -10,7 +10,7 @@ from sb3_elmur.elmur.config import ElmurConfig
 from sb3_elmur.elmur.feedforward import make_feedforward
 from sb3_elmur.elmur.gating import make_gate
 from sb3_elmur.elmur.memory import LruPlan, apply_lru
-from sb3_elmur.elmur.towers import TowerLayerNorm, TowerModule, tower_norm
+from sb3_elmur.elmur.towers import TowerLayerNorm, TowerLinear, TowerModule, tower_norm
 
 #: Hook that receives a segment's new keys and values and returns the keys and values over the whole
 #: segment (identity in the parallel path; a key/value cache when streaming).
@@ -65,6 +65,14 @@ class ElmurLayer(TowerModule):
         super().__init__()
         self.config = config
         d, h, p, g = config.d_model, config.n_heads, config.dropout, n_towers
+        # Token shift: the layer's input of the previous step, projected; zero at the start, so the layer starts as
+        # without it.
+        self.shift_norm = TowerLayerNorm(g, d) if config.token_shift else None
+        self.shift = TowerLinear(g, d, d) if config.token_shift else None
+        if self.shift is not None:
+            with th.no_grad():
+                self.shift.weight.zero_()
+                self.shift.bias.zero_()
         # Token track (its residuals may be gated; the memory track's never are).
         gated = "none" if config.residual_gate == "none" else "gru"
         gate = (gated, config.gate_bias)
@@ -103,6 +111,7 @@ class ElmurLayer(TowerModule):
         occupied: th.Tensor,
         read_bias: th.Tensor | None,
         any_slot: th.Tensor,
+        previous: th.Tensor | None = None,
     ) -> th.Tensor:
         """
         :param x: ``[G, batch, n_tokens, d_model]`` token states entering the layer.
@@ -112,8 +121,13 @@ class ElmurLayer(TowerModule):
         :param occupied: ``[batch, n_slots]`` bool, its written slots.
         :param read_bias: ``[G, batch, n_tokens, n_slots, heads]`` time-distance bias (None without read).
         :param any_slot: ``[batch, 1, 1]`` float, 1 where at least one slot is written.
+        :param previous: With ``token_shift``: ``[G, batch, n_tokens, d_model]``, the layer's input at each token's
+            previous step (zero at an episode start).
         :return: ``[G, batch, n_tokens, d_model]`` token states leaving the layer.
         """
+        if self.shift is not None:
+            assert self.shift_norm is not None and previous is not None
+            x = x + self.shift(self.shift_norm(previous))
         h = self.self_attn_block.inputs(x)
         key, value = kv_hook(*self.self_attn.project_kv(h))
         x = self.self_attn_block.add(x, self.self_attn.attend(h, key, value, self_bias))
