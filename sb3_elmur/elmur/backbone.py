@@ -482,8 +482,7 @@ class ElmurBackbone(nn.Module):
         keep = (steps >= 0)[:, None, None, :, None]  # [batch, 1, 1, K, 1]
         cache = [th.stack([layer[i] for layer in captured], dim=2).transpose(0, 1).masked_fill(~keep, 0.0) for i in range(3)]
         # Nothing is committed inside a segment; only a token-shift slot moves on to the prefix's last step.
-        memory = self._memory_state(vectors, plan.lru.timestamps[0]) if c.token_shift else memory
-        return StreamState(MemoryState(memory.vectors, memory.timestamps), (segment_start + length).cpu(), *cache)
+        return StreamState(self._memory_state(vectors, plan.lru.timestamps[0]), (segment_start + length).cpu(), *cache)
 
     # ------------------------------------------------------------------ streaming path (acting)
     def _cache_writer(
@@ -601,9 +600,7 @@ class ElmurBackbone(nn.Module):
             write_bias = self._write_biases(plan)
             outputs = [state.outputs[:, :, index].transpose(0, 1) for index in range(c.n_layers)]
             vectors = self._commit([memory.layer(i) for i in range(c.n_layers)], plan, 0, outputs, write_bias)
-            if c.token_shift:
-                vectors = [th.cat([v, memory.layer(i)[:, :, r:]], dim=2) for i, v in enumerate(vectors)]
-            memory = self._memory_state(vectors, plan.lru.timestamps[0])
+            memory = self._memory_state(vectors, plan.lru.timestamps[0][..., :r])  # the read slots (the shift's below)
         if c.token_shift:
             # The shift slot moves on every step: this step's layer inputs, with this step as their timestamp.
             inputs = th.stack(layer_inputs, dim=2).transpose(0, 1)  # [batch, G, L, 1, d]
