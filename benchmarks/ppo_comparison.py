@@ -37,6 +37,7 @@ import sb3_elmur.envs  # noqa: F401  (registers CartPoleNoVel-v1)
 from sb3_elmur import ElmurPPO
 from sb3_elmur.common.callbacks import EvaluateEvery
 from sb3_elmur.common.plotting import plot_learning_curves
+from sb3_elmur.elmur import PAPER_LAYER
 from sb3_elmur.envs import make_popgym_env
 
 ENVS = [
@@ -79,7 +80,8 @@ def agent(
     """
     heads = {"net_arch": {"pi": [64], "vf": [64]}, "ortho_init": False}
     if algo == "elmur":
-        # d_model = width / 2 and d_ff = width give about the LSTM's parameter count.
+        # d_model = width / 2 and d_ff = width give about the LSTM's parameter count; the paper's layer (the runs in
+        # docs/results were made with it), other layers through --elmur-set.
         elmur = {
             "d_model": width // 2,
             "d_ff": width,
@@ -88,6 +90,7 @@ def agent(
             "segment_len": 10,
             "n_slots": 4,
             "lru_lambda": lru_lambda,
+            **PAPER_LAYER,
             **(elmur_overrides or {}),
         }
         kwargs = {**heads, "elmur_kwargs": elmur, "compile_backbone": compile_backbone, **(policy_overrides or {})}

@@ -14,11 +14,12 @@ import torch as th
 from sb3_elmur import ElmurBC, ElmurPPO
 from sb3_elmur.common.plotting import plot_memory_timeline, record_memory_timeline
 from sb3_elmur.data import collect_trajectories
+from sb3_elmur.elmur import PAPER_LAYER
 from sb3_elmur.envs.popgym import make_popgym_env
 from sb3_elmur.envs.popgym.datasets import collect_expert_dataset
 from sb3_elmur.envs.tmaze import TMazeEnv, TMazeOracle, TMazeVecEnv
 
-ELMUR = {"d_model": 32, "n_layers": 2, "n_heads": 4, "segment_len": 10, "n_slots": 2, "lru_lambda": 0.1}
+ELMUR = {"d_model": 32, "n_layers": 2, "n_heads": 4, "segment_len": 10, "n_slots": 2, "lru_lambda": 0.1, **PAPER_LAYER}
 
 
 def tmaze(output: Path, corridor: int, seed: int) -> None:

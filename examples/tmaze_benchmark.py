@@ -34,6 +34,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from sb3_elmur import ElmurPPO
 from sb3_elmur.bc import ElmurBC
 from sb3_elmur.data import TrajectoryDataset, collect_trajectories
+from sb3_elmur.elmur import PAPER_LAYER
 from sb3_elmur.envs.tmaze import TMazeOracle, TMazeVecEnv
 from sb3_elmur.envs.tmaze_parallel import evaluate_tmaze_parallel
 from sb3_elmur.registry import COMPILE_MIN_UPDATES
@@ -53,7 +54,8 @@ LABELS = {
 
 
 def elmur_kwargs(args: argparse.Namespace, method: str) -> dict[str, Any]:
-    """Backbone settings: 2 layers, d_model 32, K = 10, M = 2 slots (fewer than the segments of long corridors)."""
+    """Backbone settings: the paper's layer, 2 layers, d_model 32, K = 10, M = 2 slots (fewer than the segments of long
+    corridors)."""
     lru_lambda = float(method.removeprefix("elmur-lambda")) if method.startswith("elmur-lambda") else args.lru_lambda
     return {
         "d_model": 32,
@@ -64,6 +66,7 @@ def elmur_kwargs(args: argparse.Namespace, method: str) -> dict[str, Any]:
         "lru_lambda": lru_lambda,
         "memory_bptt": 1 if method == "elmur-detached" else None,
         "position_bias_init": args.position_bias_init,
+        **PAPER_LAYER,
     }
 
 

@@ -35,6 +35,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_elmur.data import TrajectoryDataset
+from sb3_elmur.elmur import PAPER_LAYER
 
 Kind = Literal["offline", "online", "reference"]
 KINDS = ("offline", "online", "reference")
@@ -270,6 +271,7 @@ ELMUR_KWARGS: dict[str, Any] = {
     "segment_len": 10,
     "n_slots": 4,
     "lru_lambda": 0.1,
+    **PAPER_LAYER,
 }
 #: The LSTM width that gives BC-LSTM about ELMUR's parameter count (both with a 64-unit policy head): 128 for the
 #: actor LSTM alone (BC, about 88k parameters); 96 when the critic has its own LSTM too (online, about 93k).

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from sb3_elmur.elmur import ElmurBackbone, ElmurConfig, episode_timesteps, segment_blocks
+from sb3_elmur.elmur import PAPER_LAYER, ElmurBackbone, ElmurConfig, episode_timesteps, segment_blocks
 
 th.set_num_threads(1)
 
@@ -53,4 +53,5 @@ def random_starts(batch: int, length: int, rate: float, generator: th.Generator)
 
 @pytest.fixture
 def small_config() -> ElmurConfig:
-    return ElmurConfig(d_model=32, n_layers=2, n_heads=4, segment_len=5, n_slots=2, lru_lambda=0.3)
+    """The paper's layer (no gates, no token shift): the tests of those options set them."""
+    return ElmurConfig(d_model=32, n_layers=2, n_heads=4, segment_len=5, n_slots=2, lru_lambda=0.3, **PAPER_LAYER)

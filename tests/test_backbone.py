@@ -25,6 +25,7 @@ CONFIGS = {
     "previous-segment-post-norm-no-write": {"read_previous_segment": True, "norm_first": False, "use_write": False},
     "token-shift": {"token_shift": True},
     "token-shift-previous-segment-post-norm": {"token_shift": True, "read_previous_segment": True, "norm_first": False},
+    "default-layer (gates and token shift)": {"residual_gate": "gru", "token_shift": True},
 }
 
 

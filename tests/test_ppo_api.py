@@ -14,6 +14,8 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
 
 from sb3_elmur import ElmurPPO
 from sb3_elmur.common.policies import ElmurActorCriticPolicy
+from sb3_elmur.elmur import PAPER_LAYER, ElmurConfig
+from sb3_elmur.elmur.config import DEFAULTS_BEFORE_RECIPES
 
 TINY = {"elmur_kwargs": {"d_model": 16, "n_layers": 1, "n_heads": 2, "segment_len": 4, "n_slots": 2}, "net_arch": [16]}
 
@@ -40,10 +42,12 @@ def test_predict_returns_numpy_state_and_carries_memory():
     for _ in range(5):
         _, state = model.predict(obs, state=state, episode_start=np.array([False, False]))
     assert state[2].tolist() == [6, 6], "step counter advances"
-    assert (state[1] >= 0).any(), "a segment completed and memory was written"
+    read = model.policy.elmur_config.read_slots  # the memory slots; with token_shift the previous step's slot follows
+    assert (state[1][..., :read] >= 0).any(), "a segment completed and memory was written"
     _, reset = model.predict(obs, state=state, episode_start=np.array([True, False]))
     assert reset[2].tolist() == [1, 7], "only env 0 restarts"
-    assert (reset[1][0] == -1).all() and np.array_equal(reset[1][1], state[1][1])
+    assert (reset[1][0][..., :read] == -1).all() and np.array_equal(reset[1][1][..., :read], state[1][1][..., :read])
+    assert (reset[1][:, :, read:] == np.array([0, 6])[:, None, None]).all(), "the shift slot holds the step just taken"
 
 
 def test_predict_single_observation():
@@ -123,6 +127,33 @@ def test_save_load_same_predictions_and_other_env_count(tmp_path):
     resumed = ElmurPPO.load(path, env=more_envs)
     resumed.learn(80, reset_num_timesteps=False)
     assert resumed.num_timesteps == 64 + 80
+
+
+def test_models_saved_before_the_default_change_still_load(tmp_path):
+    """A model or policy saved by an earlier version holds only the settings its user gave (or lacks ones added
+    since): the missing ones take the defaults of then, so the weights fit the network that is rebuilt."""
+    env = make_vec_env(RecallEnv, n_envs=2, seed=0)
+    model = ElmurPPO("MlpElmurPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0,
+                     policy_kwargs={"elmur_kwargs": DEFAULTS_BEFORE_RECIPES, "net_arch": [16]})  # fmt: skip
+    assert model.policy.elmur_config != ElmurConfig()  # the defaults did change
+    model.policy_kwargs = {"elmur_kwargs": {}, "net_arch": [16]}  # what an earlier version saved for ElmurConfig()
+    model.save(tmp_path / "old.zip")
+    obs = np.random.default_rng(0).normal(size=(2, 2)).astype(np.float32)
+    expected = model.predict(obs, deterministic=True)[0]
+    loaded = ElmurPPO.load(tmp_path / "old.zip")
+    assert loaded.policy.elmur_config == model.policy.elmur_config
+    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], expected)
+    # Saved now: every setting is in the file, whatever the defaults become.
+    fresh = make_model()
+    assert fresh.policy_kwargs["elmur_kwargs"] == fresh.policy.elmur_config.to_dict()
+    # The policy alone, saved without the settings added since (residual_gate, token_shift).
+    model.policy.save(tmp_path / "policy.zip")
+    saved = th.load(tmp_path / "policy.zip", weights_only=False)
+    saved["data"]["elmur_kwargs"] = {k: v for k, v in saved["data"]["elmur_kwargs"].items() if k not in PAPER_LAYER}
+    th.save(saved, tmp_path / "policy.zip")
+    policy = ElmurActorCriticPolicy.load(tmp_path / "policy.zip")
+    assert policy.elmur_config == model.policy.elmur_config
+    assert np.array_equal(policy.predict(obs, deterministic=True)[0], expected)
 
 
 def test_policy_saved_alone_keeps_its_settings(tmp_path):

@@ -19,6 +19,7 @@ from stable_baselines3.common.torch_layers import (
     NatureCNN,
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.common.utils import get_device
 from torch import nn
 
 from sb3_elmur.common.checks import check_state_values
@@ -231,6 +232,23 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             normalize_images=self.normalize_images,
         )
         return data
+
+    @classmethod
+    def load(cls, path: str, device: th.device | str = "auto") -> "ElmurActorCriticPolicy":  # type: ignore[override]
+        """
+        Load a policy saved by :meth:`save`, also one saved by an earlier version whose backbone settings lack some
+        (they take their values of then: :meth:`~sb3_elmur.elmur.ElmurConfig.from_saved`).
+
+        :param path: The file written by :meth:`save`.
+        :param device: Device on which the policy is loaded.
+        """
+        device = get_device(device)
+        saved = th.load(path, map_location=device, weights_only=False)  # gymnasium spaces: not tensors only, as SB3's
+        elmur = saved["data"].get("elmur_kwargs") or {}
+        data = {**saved["data"], "elmur_kwargs": elmur if isinstance(elmur, ElmurConfig) else ElmurConfig.from_saved(elmur)}
+        policy = cls(**data)
+        policy.load_state_dict(saved["state_dict"])
+        return policy.to(device)
 
     # ------------------------------------------------------------------ states
     @property

@@ -4,6 +4,14 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+#: The paper's layer: plain residual sums and no token shift. Benchmarks that follow the paper's protocols (T-Maze,
+#: POPGym and MIKASA-Robo offline) pin it, so their results do not move with the defaults.
+PAPER_LAYER: dict[str, Any] = {"residual_gate": "none", "token_shift": False}
+#: The defaults until they were chosen from RecurrentPPO's recipes (docs/ppo.md): a saved config that lacks a setting
+#: was written before the setting existed or before the change, and takes it from here (see
+#: :meth:`ElmurConfig.from_saved`). Never change these.
+DEFAULTS_BEFORE_RECIPES: dict[str, Any] = {**PAPER_LAYER, "d_model": 64, "n_layers": 2}
+
 
 @dataclass(frozen=True)
 class ElmurConfig:
@@ -12,6 +20,10 @@ class ElmurConfig:
 
     The names follow the paper: a *segment* holds ``segment_len`` (K) steps; every layer owns
     ``n_slots`` (M) memory slots of size ``d_model`` (D) with an int64 timestamp each (-1 = empty).
+
+    The defaults (one layer of width 32 with gated residuals and the token shift) were chosen from PPO runs on
+    RecurrentPPO's own recipes and POPGym memory tasks (docs/ppo.md); the paper's layer is
+    ``residual_gate="none", token_shift=False`` (:data:`PAPER_LAYER`).
 
     :param d_model: Width D of the token states and of every memory slot.
     :param n_layers: Number of ELMUR layers; each layer owns its own memory slots.
@@ -69,8 +81,8 @@ class ElmurConfig:
         start, as in the paper (the write path gets no gradient).
     """
 
-    d_model: int = 64
-    n_layers: int = 2
+    d_model: int = 32
+    n_layers: int = 1
     n_heads: int = 4
     d_ff: int | None = None
     segment_len: int = 10
@@ -82,10 +94,10 @@ class ElmurConfig:
     norm_first: bool = True
     zero_init_residual: bool = False
     position_bias_init: Literal["zero", "recency"] = "zero"
-    residual_gate: Literal["none", "gru", "gru-no-read"] = "none"
+    residual_gate: Literal["none", "gru", "gru-no-read"] = "gru"
     gate_bias: float = 2.0
     read_previous_segment: bool = False
-    token_shift: bool = False
+    token_shift: bool = True
     dropout: float = 0.0
     ffn: Literal["mlp", "moe"] = "mlp"
     n_experts: int = 4
@@ -165,3 +177,14 @@ class ElmurConfig:
         if unknown:
             raise ValueError(f"Unknown ElmurConfig settings: {unknown}. Known settings: {sorted(known)}")
         return cls(**values)
+
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> "ElmurConfig":
+        """
+        The config of a saved model: like :meth:`from_dict`, but a setting the saved dictionary lacks takes its value
+        from before the defaults changed (:data:`DEFAULTS_BEFORE_RECIPES`), so a model saved by an earlier version
+        rebuilds the network its weights belong to. Models saved now hold every setting.
+
+        :param values: The saved settings.
+        """
+        return cls.from_dict({**DEFAULTS_BEFORE_RECIPES, **values})

@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from sb3_elmur.common.buffers import ElmurDictRolloutBuffer, ElmurRolloutBuffer, SegmentContext
 from sb3_elmur.common.checks import check_finite_transition
 from sb3_elmur.common.policies import ElmurActorCriticPolicy, update_scaled_learning_rate
-from sb3_elmur.elmur import StreamState
+from sb3_elmur.elmur import ElmurConfig, StreamState
 from sb3_elmur.ppo.policies import CnnElmurPolicy, MlpElmurPolicy, MultiInputElmurPolicy
 
 SelfElmurPPO = TypeVar("SelfElmurPPO", bound="ElmurPPO")
@@ -139,10 +139,19 @@ class ElmurPPO(PPO):
         self.segments_per_sample = segments_per_sample
         self._last_states: StreamState | None = None
         self._segment_context: SegmentContext | None = None
+        if isinstance(self.policy_class, type) and issubclass(self.policy_class, ElmurActorCriticPolicy):
+            # Saved with every setting, so that the model still loads after a change of the defaults.
+            elmur = self.policy_kwargs.get("elmur_kwargs")
+            config = elmur if isinstance(elmur, ElmurConfig) else ElmurConfig.from_dict(dict(elmur or {}))
+            self.policy_kwargs = {**self.policy_kwargs, "elmur_kwargs": config.to_dict()}
         if _init_setup_model:
             self._setup_model()
 
     def _setup_model(self) -> None:
+        elmur = self.policy_kwargs.get("elmur_kwargs")
+        if isinstance(elmur, dict):
+            # A model saved by an earlier version may lack settings (see ElmurConfig.from_saved); new ones have all.
+            self.policy_kwargs = {**self.policy_kwargs, "elmur_kwargs": ElmurConfig.from_saved(elmur).to_dict()}
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         self.policy = self.policy_class(  # type: ignore[assignment]
