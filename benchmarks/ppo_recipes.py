@@ -12,7 +12,7 @@ caused by other jobs on a shared machine), and the ElmurPPO / RecurrentPPO ratio
 ``<output>_runs/``: an interrupted benchmark resumes where it stopped.
 
     python benchmarks/ppo_recipes.py --seeds 0 1 2
-    python benchmarks/ppo_recipes.py --recipes cartpole-rppo --variants default lambda0.5 --seeds 0 1 2
+    python benchmarks/ppo_recipes.py --recipes cartpole-rppo --variants paper lambda0.5 --seeds 0 1 2
 """
 
 import argparse
@@ -36,6 +36,7 @@ from torch import nn
 import sb3_elmur.envs  # noqa: F401  (registers the NoVel ids)
 from sb3_elmur import ElmurPPO
 from sb3_elmur.elmur import ElmurConfig
+from sb3_elmur.elmur.config import DEFAULTS_BEFORE_RECIPES
 
 
 def linear(start: float) -> LinearSchedule:
@@ -150,9 +151,12 @@ RECIPES["pendulum-zoo-stack2"] = {
     "source": "diagnosis: pendulum-zoo with the last two frames stacked (VecFrameStack 2)",
     "frame_stack": 2,
 }
-#: ElmurConfig overrides tried against the defaults ("default" = ElmurConfig()).
+#: ElmurConfig overrides, tried against the settings before the defaults were chosen from these runs (d_model 64, 2
+#: layers, the paper's layer: DEFAULTS_BEFORE_RECIPES), so that every variant keeps its meaning; "default" is
+#: ElmurConfig() as it is now (the same settings as "small-gru-shift").
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "paper": {},
     "lambda0.5": {"lru_lambda": 0.5},
     "1layer": {"n_layers": 1},
     "d32": {"d_model": 32},
@@ -214,12 +218,14 @@ def model(algo: str, recipe: dict[str, Any], env: VecNormalize, seed: int) -> An
     if algo == "lstm":
         policy_kwargs = {**recipe["policy"], **recipe["lstm"]}
         return RecurrentPPO("MlpLstmPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **recipe["ppo"])
-    variant = dict(VARIANTS[algo.split(":", 1)[1]])
+    name = algo.split(":", 1)[1]
+    variant = dict(VARIANTS[name])
     # "ppo.<name>" entries change the algorithm's settings (diagnosis only: the recipes' own runs change none).
     ppo = {**recipe["ppo"], **{key[4:]: variant.pop(key) for key in list(variant) if key.startswith("ppo.")}}
     # A variant's other entries that are not ElmurConfig fields are policy settings (under the recipe's own).
     policy = {key: variant.pop(key) for key in list(variant) if key not in ELMUR_FIELDS}
-    policy_kwargs = {**policy, **recipe["policy"], **({"elmur_kwargs": variant} if variant else {})}
+    elmur = variant if name == "default" else {**DEFAULTS_BEFORE_RECIPES, **variant}
+    policy_kwargs = {**policy, **recipe["policy"], "elmur_kwargs": elmur}
     return ElmurPPO("MlpElmurPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **ppo)
 
 
