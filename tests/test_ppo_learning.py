@@ -46,6 +46,22 @@ def test_cartpole_without_velocities():
 
 
 @pytest.mark.slow
+def test_recurrent_ppo_cartpole_recipe_with_default_settings():
+    """RecurrentPPO's CartPoleNoVel recipe with only the class and policy name changed (issue 9, part 6): the
+    default ElmurConfig must reach RecurrentPPO's bar, an evaluation mean >= 450 within 50k steps.
+
+    benchmarks/ppo_recipes.py (cartpole-rppo, seeds 0-2) measures 500 [474, 500] with these defaults; RecurrentPPO 500."""
+    env = VecNormalize(make_vec_env("CartPoleNoVel-v1", n_envs=8, seed=1))
+    model = ElmurPPO(
+        "MlpElmurPolicy", env, n_steps=128, batch_size=256, n_epochs=10, learning_rate=7e-4, gae_lambda=0.98, seed=1
+    )
+    model.learn(50_000)
+    env.training, env.norm_reward = False, False
+    mean, _ = evaluate_policy(model, env, n_eval_episodes=20)
+    assert mean >= 450, f"evaluation mean {mean:.1f} < 450"
+
+
+@pytest.mark.slow
 def test_tmaze_online_from_short_corridors():
     """ElmurPPO learns the passive T-Maze online (no demonstrations) on corridors 1..28 and keeps the hint at 10x that."""
     env = TMazeVecEnv(16, corridor_length=(1, 28), seed=0)
