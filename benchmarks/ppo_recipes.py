@@ -156,6 +156,8 @@ RECIPES["pendulum-zoo-stack2"] = {
 #: ElmurConfig() as it is now (the same settings as "small-gru-shift").
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    # "default-<name>": overrides of ElmurConfig() as it is now; here a policy setting (train through torch.compile).
+    "default-compiled": {"compile_backbone": True},
     "paper": {},
     "lambda0.5": {"lru_lambda": 0.5},
     "1layer": {"n_layers": 1},
@@ -193,6 +195,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "shift": {"token_shift": True},
     "small-shift": {"d_model": 32, "n_layers": 1, "token_shift": True},
     "small-gru-shift": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "token_shift": True},
+    # The defaults' layer at half the backbone's learning rate, and at width 64.
+    "small-gru-shift-blr0.5": {
+        "d_model": 32,
+        "n_layers": 1,
+        "residual_gate": "gru",
+        "token_shift": True,
+        "backbone_lr_scale": 0.5,
+    },
+    "1layer-gru-shift": {"n_layers": 1, "residual_gate": "gru", "token_shift": True},
+    "small-gru-shift-bias1": {"d_model": 32, "n_layers": 1, "residual_gate": "gru", "token_shift": True, "gate_bias": 1.0},
     # Ablations for the diagnosis: self-attention without memory; memory with one-step segments; neither.
     "small-no-memory": {"d_model": 32, "n_layers": 1, "use_read": False, "use_write": False},
     "small-k1": {"d_model": 32, "n_layers": 1, "segment_len": 1},
@@ -224,7 +236,7 @@ def model(algo: str, recipe: dict[str, Any], env: VecNormalize, seed: int) -> An
     ppo = {**recipe["ppo"], **{key[4:]: variant.pop(key) for key in list(variant) if key.startswith("ppo.")}}
     # A variant's other entries that are not ElmurConfig fields are policy settings (under the recipe's own).
     policy = {key: variant.pop(key) for key in list(variant) if key not in ELMUR_FIELDS}
-    elmur = variant if name == "default" else {**DEFAULTS_BEFORE_RECIPES, **variant}
+    elmur = variant if name == "default" or name.startswith("default-") else {**DEFAULTS_BEFORE_RECIPES, **variant}
     policy_kwargs = {**policy, **recipe["policy"], "elmur_kwargs": elmur}
     return ElmurPPO("MlpElmurPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **ppo)
 

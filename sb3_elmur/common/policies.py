@@ -161,10 +161,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             raise ValueError("Choose either shared_backbone=True or enable_critic_backbone=True (or neither), not both.")
         if shared_backbone and not share_features_extractor:
             raise ValueError("shared_backbone=True needs share_features_extractor=True.")
-        if isinstance(elmur_kwargs, ElmurConfig):
-            self.elmur_config = elmur_kwargs
-        else:
-            self.elmur_config = ElmurConfig.from_dict(dict(elmur_kwargs or {}))
+        self.elmur_config = ElmurConfig.coerce(elmur_kwargs)
         super().__init__(
             observation_space,
             action_space,

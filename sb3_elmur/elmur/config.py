@@ -179,6 +179,15 @@ class ElmurConfig:
         return cls(**values)
 
     @classmethod
+    def coerce(cls, value: "ElmurConfig | dict[str, Any] | None") -> "ElmurConfig":
+        """
+        The config a user passed as ``elmur_kwargs``: a config as it is, a dict (or nothing) through :meth:`from_dict`.
+
+        :param value: An :class:`ElmurConfig`, a dictionary of its settings, or None for the defaults.
+        """
+        return value if isinstance(value, cls) else cls.from_dict(dict(value or {}))
+
+    @classmethod
     def from_saved(cls, values: dict[str, Any]) -> "ElmurConfig":
         """
         The config of a saved model: like :meth:`from_dict`, but a setting the saved dictionary lacks takes its value

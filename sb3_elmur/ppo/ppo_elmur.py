@@ -141,8 +141,7 @@ class ElmurPPO(PPO):
         self._segment_context: SegmentContext | None = None
         if isinstance(self.policy_class, type) and issubclass(self.policy_class, ElmurActorCriticPolicy):
             # Saved with every setting, so that the model still loads after a change of the defaults.
-            elmur = self.policy_kwargs.get("elmur_kwargs")
-            config = elmur if isinstance(elmur, ElmurConfig) else ElmurConfig.from_dict(dict(elmur or {}))
+            config = ElmurConfig.coerce(self.policy_kwargs.get("elmur_kwargs"))
             self.policy_kwargs = {**self.policy_kwargs, "elmur_kwargs": config.to_dict()}
         if _init_setup_model:
             self._setup_model()
