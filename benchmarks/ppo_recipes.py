@@ -236,7 +236,7 @@ def model(algo: str, recipe: dict[str, Any], env: VecNormalize, seed: int) -> An
     ppo = {**recipe["ppo"], **{key[4:]: variant.pop(key) for key in list(variant) if key.startswith("ppo.")}}
     # A variant's other entries that are not ElmurConfig fields are policy settings (under the recipe's own).
     policy = {key: variant.pop(key) for key in list(variant) if key not in ELMUR_FIELDS}
-    elmur = variant if name == "default" or name.startswith("default-") else {**DEFAULTS_BEFORE_RECIPES, **variant}
+    elmur = variant if name.split("-", 1)[0] == "default" else {**DEFAULTS_BEFORE_RECIPES, **variant}
     policy_kwargs = {**policy, **recipe["policy"], "elmur_kwargs": elmur}
     return ElmurPPO("MlpElmurPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **ppo)
 

@@ -17,12 +17,12 @@ import argparse
 import math
 import platform
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch as th
 from ppo_recipes import RECIPES, VARIANTS, make_env, model
+from ppo_throughput import ratio, rotation, write_table
 
 
 def measure(name: str, algos: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -37,8 +37,7 @@ def measure(name: str, algos: list[str], args: argparse.Namespace) -> dict[str, 
         models[algo].learn(2 * rollout, reset_num_timesteps=False)  # warm-up
     seconds: dict[str, list[float]] = {algo: [] for algo in algos}
     for round_index in range(args.rounds):
-        order = algos[round_index % len(algos) :] + algos[: round_index % len(algos)]
-        for algo in order:
+        for algo in rotation(algos, round_index):
             start = time.perf_counter()
             models[algo].learn(steps, reset_num_timesteps=False)
             seconds[algo].append(time.perf_counter() - start)
@@ -82,19 +81,17 @@ def main() -> None:
         th.set_num_threads(threads)
         for name in args.recipes:
             result = measure(name, algos, args)
-            seconds, steps = result["seconds"], result["steps"]
+            steps = result["steps"]
+            speeds = {algo: steps / seconds for algo, seconds in result["seconds"].items()}
             for algo in algos:
-                r = seconds[algo] / seconds["lstm"]
-                ratio = "1.00" if algo == "lstm" else f"{np.median(r):.2f} ({r.min():.2f} - {r.max():.2f})"
+                # Same steps per round: RecurrentPPO's steps/s over ElmurPPO's is ElmurPPO's wall time over its.
+                wall = "1.00" if algo == "lstm" else ratio(speeds, "lstm", algo).replace("x", "")
                 lines.append(
                     f"| {name} | {threads} | {steps:,} | {label(algo)} | {result['params'][algo]:,} "
-                    f"| {steps / np.median(seconds[algo]):.0f} | {ratio} |"
+                    f"| {np.median(speeds[algo]):.0f} | {wall} |"
                 )
                 print(lines[-1], flush=True)
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.output:
-        Path(args.output).write_text(table)
+    write_table(lines, args.output)
 
 
 if __name__ == "__main__":

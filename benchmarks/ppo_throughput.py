@@ -103,7 +103,7 @@ def measure(setting: str, env_id: str, args: argparse.Namespace) -> dict[str, An
     speeds: dict[str, list[float]] = {algo: [] for algo in models}
     elmur_time, check_total = 0.0, 0.0
     for round_index in range(args.rounds):
-        order = list(models)[round_index % len(models) :] + list(models)[: round_index % len(models)]
+        order = rotation(list(models), round_index)
         for algo in order:
             before = check_time[0]
             start = time.perf_counter()
@@ -123,6 +123,20 @@ def measure(setting: str, env_id: str, args: argparse.Namespace) -> dict[str, An
         "params": params,
         "compile": compile_seconds,
     }
+
+
+def rotation(items: list[str], round_index: int) -> list[str]:
+    """The agents' order in a round: rotated by one each round, so that none always runs first."""
+    shift = round_index % len(items)
+    return items[shift:] + items[:shift]
+
+
+def write_table(lines: list[str], output: str | None) -> None:
+    """Print the Markdown table and, with ``output``, write it there."""
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if output:
+        Path(output).write_text(table)
 
 
 def ratio(speeds: dict[str, np.ndarray], a: str, b: str) -> str:
@@ -181,10 +195,7 @@ def main() -> None:
                     f"| {result['compile']:.0f} | {params['elmur']:,} / {params['lstm']:,} |"
                 )
                 print(lines[-1], flush=True)
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.output:
-        Path(args.output).write_text(table)
+    write_table(lines, args.output)
 
 
 if __name__ == "__main__":

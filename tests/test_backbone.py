@@ -387,6 +387,15 @@ def test_config_round_trip_and_unknown_names():
         ElmurConfig.from_dict({"n_slot": 3})
 
 
+def test_config_coerce_takes_a_config_a_dict_or_nothing():
+    config = ElmurConfig(n_slots=7)
+    assert ElmurConfig.coerce(config) is config
+    assert ElmurConfig.coerce({"n_slots": 7}) == config
+    assert ElmurConfig.coerce(None) == ElmurConfig()
+    with pytest.raises(ValueError, match="Unknown ElmurConfig settings"):
+        ElmurConfig.coerce({"n_slot": 3})
+
+
 def test_streaming_continues_from_parallel_memory_at_a_segment_start(small_config):
     net = make(small_config)
     k = small_config.segment_len
