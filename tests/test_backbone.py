@@ -58,6 +58,19 @@ def test_parallel_equals_streaming_with_mixed_resets(small_config, name):
     assert (streamed - parallel).abs().max().item() < 1e-5
 
 
+def test_a_backbone_made_in_inference_mode_streams_what_the_parallel_path_computes(small_config):
+    """Its parameters are inference tensors, which have no version counter (the acting bias cache must not need it)."""
+    th.manual_seed(0)
+    with th.inference_mode():
+        net = make(small_config)
+        features = th.randn(2, 3 * small_config.segment_len, 6)
+        starts = th.zeros(2, features.shape[1], dtype=th.bool)
+        starts[:, 0] = True
+        streamed = run_stream(net, features, starts)
+        parallel = run_parallel(net, features, starts)
+    assert (streamed - parallel).abs().max().item() < 1e-5
+
+
 def test_streaming_commits_memory_at_segment_ends(small_config):
     net = make(small_config)
     k = small_config.segment_len

@@ -120,10 +120,11 @@ class SegmentPositionBias(nn.Module):
             get a large negative value. Keys of a segment that lie after the query are the only ones that can
             be padding (valid steps form a prefix of each segment), so this is also the padding mask.
         """
-        # Acting, eager: the table changes only in updates (a compiled step computes it in its graph instead).
-        cached = not th.is_grad_enabled() and not th.compiler.is_compiling()
+        # Acting, eager: the table changes only in updates (a compiled step computes it in its graph instead). A table
+        # made in inference mode has no version counter to tell a change: it is not cached.
+        weight = self.table.weight
+        cached = not th.is_grad_enabled() and not th.compiler.is_compiling() and not weight.is_inference()
         if cached:
-            weight = self.table.weight
             key = (weight.data_ptr(), weight.device, weight._version, self.table.active_towers)
             if self._cache is not None and self._cache[0] == key:
                 return self._cache[1]
