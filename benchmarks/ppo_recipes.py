@@ -158,6 +158,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     # "default-<name>": overrides of ElmurConfig() as it is now; here a policy setting (train through torch.compile).
     "default-compiled": {"compile_backbone": True},
+    "default-out0.1": {"output_scale": 0.1},
     "paper": {},
     "lambda0.5": {"lru_lambda": 0.5},
     "1layer": {"n_layers": 1},

@@ -386,6 +386,9 @@ def test_block_layout_helper_roundtrip():
         {"position_bias_init": "x"},
         {"residual_gate": "gtrxl"},
         {"gate_bias": float("nan")},
+        {"output_scale": 0.0},
+        {"output_scale": float("inf")},
+        {"output_scale": 0.1, "norm_first": False},
     ],
 )
 def test_config_rejects_bad_values(bad):
@@ -398,6 +401,16 @@ def test_config_round_trip_and_unknown_names():
     assert ElmurConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="Unknown ElmurConfig settings"):
         ElmurConfig.from_dict({"n_slot": 3})
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.1])
+def test_output_scale_sets_the_scale_of_the_untrained_output(scale):
+    th.manual_seed(0)
+    net = ElmurBackbone(6, ElmurConfig(output_scale=scale))
+    with th.no_grad():
+        out, _ = net(th.randn(4, 20, 6) * 3, th.arange(20).expand(4, -1))
+    rms = out.pow(2).mean(-1).sqrt()  # every token's features: layer-normed, times the gain
+    assert th.allclose(rms, th.full_like(rms, scale), rtol=1e-3)
 
 
 def test_config_coerce_takes_a_config_a_dict_or_nothing():

@@ -133,6 +133,8 @@ class ElmurBackbone(nn.Module):
         self.input_proj = TowerLinear(n_towers, in_features, config.d_model)
         self.layers = nn.ModuleList(ElmurLayer(config, n_towers) for _ in range(config.n_layers))
         self.final_norm = tower_norm(n_towers, config.d_model, config.norm_first)
+        if config.norm_first:
+            nn.init.constant_(self.final_norm.weight, config.output_scale)
         self.register_buffer("_positions", th.arange(config.segment_len), persistent=False)
         boundaries = bucket_boundaries(config.n_time_buckets, config.max_time_distance)
         self.register_buffer("_boundaries", boundaries, persistent=False)

@@ -40,6 +40,10 @@ class ElmurConfig:
         segment end instead of one slot chosen by the LRU rule.
     :param norm_first: Pre-norm residual blocks (``x + f(norm(x))``, with a final norm) when True;
         the paper's post-norm (``norm(x + f(x))``) when False.
+    :param output_scale: Initial gain of the final layer norm (pre-norm only), the scale of the backbone's output
+        features at initialisation. At 1 they have unit variance, a norm of ``sqrt(d_model)``: about 10x the output of
+        an untrained LSTM, which SB3's heads and gSDE were tuned for (gSDE's exploration noise grows with the norm of
+        the policy's latent features). The gain is learned either way.
     :param zero_init_residual: Start the token track's residual branches (self-attention, read and feed-forward
         output projections) at zero, so that an untrained layer is the identity and the backbone starts as a
         per-step network that learns when to use context (as SkipInit / ReZero). Off by default; see the PPO
@@ -92,6 +96,7 @@ class ElmurConfig:
     use_write: bool = True
     use_lru: bool = True
     norm_first: bool = True
+    output_scale: float = 1.0
     zero_init_residual: bool = False
     position_bias_init: Literal["zero", "recency"] = "zero"
     residual_gate: Literal["none", "gru", "gru-no-read"] = "gru"
@@ -126,6 +131,10 @@ class ElmurConfig:
             raise ValueError(f"ElmurConfig.position_bias_init must be 'zero' or 'recency', got {self.position_bias_init!r}")
         if self.residual_gate not in ("none", "gru", "gru-no-read"):
             raise ValueError(f"ElmurConfig.residual_gate must be 'none', 'gru' or 'gru-no-read', got {self.residual_gate!r}")
+        if not (isinstance(self.output_scale, (int, float)) and math.isfinite(self.output_scale) and self.output_scale > 0):
+            raise ValueError(f"ElmurConfig.output_scale must be a positive number, got {self.output_scale!r}")
+        if self.output_scale != 1.0 and not self.norm_first:
+            raise ValueError("ElmurConfig.output_scale needs norm_first=True (post-norm layers have no final norm to scale)")
         if not math.isfinite(self.gate_bias):
             raise ValueError(f"ElmurConfig.gate_bias must be finite, got {self.gate_bias!r}")
         if self.read_previous_segment and not self.use_read:
