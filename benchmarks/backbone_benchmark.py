@@ -14,9 +14,11 @@ Backbone benchmark: streaming latency and memory along a long episode, and train
 import argparse
 import platform
 import time
+from functools import partial
 
 import numpy as np
 import torch as th
+from ppo_throughput import rotation
 
 from sb3_elmur.common.long_episode import LongEpisode, latency_table
 from sb3_elmur.common.profiling import peak_rss_mib
@@ -33,32 +35,37 @@ SIZES = {
 
 
 def step_latency_side_by_side(batch: int, n_towers: int, rounds: int = 5, steps: int = 200) -> dict:
-    """Median ms per acting step of the eager and the compiled step (alternating rounds) and the compile seconds."""
+    """
+    Median ms per acting step of the eager step, the compiled step (``compile_step``: inductor's C++ wrapper) and the
+    same step compiled with torch's default Python wrapper (alternating rounds), and the compile seconds.
+    """
     th._dynamo.reset()  # a fresh compilation per row: the rows must not share torch's recompilation budget
     th.manual_seed(0)
     net = ElmurBackbone(8, ElmurConfig(**STREAMED), n_towers=n_towers).eval()
     features = th.randn(batch, 8)
-    steps_fn = {"eager": net.step_towers, "compiled": net.compile_step()}
+    python_wrapper = th.compile(partial(net.step_towers, branch_free=True), options={"cpp_wrapper": False})
+    steps_fn = {"eager": net.step_towers, "compiled": net.compile_step(), "python": python_wrapper}
     states = {name: net.initial_state(batch) for name in steps_fn}
     times: dict[str, list[float]] = {name: [] for name in steps_fn}
+    compile_s = {}
     with th.inference_mode():
-        begin = time.perf_counter()
-        for _ in range(3):  # the first call compiles; the next may recompile for the strides of the states it returns
-            _, states["compiled"] = steps_fn["compiled"](features, states["compiled"], None)
-        compile_s = time.perf_counter() - begin
-        for _ in range(rounds):
-            for name, step in steps_fn.items():
+        for name in ("compiled", "python"):
+            begin = time.perf_counter()
+            for _ in range(3):  # the first call compiles; the next may recompile for the strides of the states it returns
+                _, states[name] = steps_fn[name](features, states[name], None)
+            compile_s[name] = time.perf_counter() - begin
+        for round_index in range(rounds):
+            for name in rotation(list(steps_fn), round_index):
                 begin = time.perf_counter()
                 for _ in range(steps):
-                    _, states[name] = step(features, states[name], None)
+                    _, states[name] = steps_fn[name](features, states[name], None)
                 times[name].append((time.perf_counter() - begin) / steps * 1e3)
-    ratios = sorted(e / c for e, c in zip(times["eager"], times["compiled"], strict=True))
+    ms = {name: np.array(values) for name, values in times.items()}
     return {
-        "eager_ms": float(np.median(times["eager"])),
-        "compiled_ms": float(np.median(times["compiled"])),
-        "speedup": float(np.median(ratios)),
-        "speedup_range": (ratios[0], ratios[-1]),
-        "compile_s": compile_s,
+        "ms": {name: float(np.median(values)) for name, values in ms.items()},
+        "speedup": ms["eager"] / ms["compiled"],
+        "wrapper": ms["compiled"] / ms["python"],
+        "compile_s": compile_s["compiled"],
     }
 
 
@@ -108,6 +115,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-streaming", action="store_true")
     parser.add_argument("--skip-step-comparison", action="store_true")
+    parser.add_argument("--skip-training", action="store_true")
     parser.add_argument(
         "--steps", nargs="+", choices=list(STEP_LABELS), default=list(STEP_LABELS), help="acting steps to stream with"
     )
@@ -135,22 +143,28 @@ def main() -> None:
                 )
     if not args.skip_step_comparison:
         lines = [
-            "| towers | batch | eager ms/step | compiled ms/step | eager / compiled (min - max) | compile s |",
-            "|---:|---:|---:|---:|---:|---:|",
+            "| towers | batch | eager ms/step | compiled ms/step | eager / compiled (min - max) | Python-wrapper ms/step "
+            "| compiled / Python wrapper (min - max) | compile s |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for n_towers, batch in STEP_COMPARISON:
             r = step_latency_side_by_side(batch, n_towers)
-            low, high = r["speedup_range"]
+            ms, speedup, wrapper = r["ms"], r["speedup"], r["wrapper"]
             row = (
-                f"| {n_towers} | {batch} | {r['eager_ms']:.3f} | {r['compiled_ms']:.3f} | {r['speedup']:.2f}x "
-                f"({low:.2f} - {high:.2f}) | {r['compile_s']:.0f} |"
+                f"| {n_towers} | {batch} | {ms['eager']:.3f} | {ms['compiled']:.3f} | {np.median(speedup):.2f}x "
+                f"({speedup.min():.2f} - {speedup.max():.2f}) | {ms['python']:.3f} | {np.median(wrapper):.2f}x "
+                f"({wrapper.min():.2f} - {wrapper.max():.2f}) | {r['compile_s']:.0f} |"
             )
             print(row, flush=True)
             lines.append(row)
         sections.append(
             "### Acting step, eager vs compiled, side by side (d=64, 2 layers, 5 alternating rounds of 200 steps)\n\n"
-            + "\n".join(lines)
+            "Compiled: `ElmurBackbone.compile_step()` (inductor's C++ wrapper); Python wrapper: the same step compiled "
+            "with torch's default wrapper.\n\n" + "\n".join(lines)
         )
+    if args.skip_training:
+        write_sections(sections, args.output)
+        return
     lines = [
         "| model | parameters | memory_bptt | segments/s | steps/s |",
         "|---|---:|---|---:|---:|",
@@ -169,11 +183,16 @@ def main() -> None:
         f"### Training throughput (forward + backward + AdamW), batch {args.train_batch} samples x "
         f"S={args.train_segments} segments of K=10\n\n" + "\n".join(lines)
     )
+    write_sections(sections, args.output)
+
+
+def write_sections(sections: list[str], output: str | None) -> None:
+    """Append the peak memory and, with ``output``, write the Markdown sections there."""
     sections.append(f"Peak RSS of the benchmark process: {peak_rss_mib():.0f} MiB.")
-    if args.output:
-        with open(args.output, "w") as file:
+    if output:
+        with open(output, "w") as file:
             file.write("\n\n".join(sections) + "\n")
-        print(f"written to {args.output}")
+        print(f"written to {output}")
 
 
 if __name__ == "__main__":

@@ -99,6 +99,12 @@ class SegmentPlan:
         return self.steps >= 0
 
 
+#: Inductor options of the compiled acting step (:meth:`ElmurBackbone.compile_step`). The C++ wrapper pays at one
+#: step's small kernels; it does not speed up the compiled training path (ElmurBC on T-Maze: 0.46x the eager
+#: baseline's time with it, 0.45x without), which keeps torch's defaults.
+STEP_COMPILE_OPTIONS: dict[str, bool] = {"cpp_wrapper": True}
+
+
 class ElmurBackbone(nn.Module):
     """
     ELMUR backbone (arXiv 2510.07151): a transformer over segments of K steps in which every layer
@@ -533,8 +539,12 @@ class ElmurBackbone(nn.Module):
         eagerly, as torch does. On a CPU it acts about 2x faster than the eager step at batch 1-8, and slower at
         batch 64, where the commit that the branch-free step computes at every step outweighs the saved
         per-operator overhead (docs/benchmarks.md). Like the branch-free step, it does not modify the given state.
+
+        Inductor's C++ wrapper (:data:`STEP_COMPILE_OPTIONS`) calls the step's many small kernels from C++ instead of
+        Python: the 10^6-step stream runs 0.50x the first published stream's time per step against 0.67x without
+        it, side by side (benchmarks/speed_against_revision.py).
         """
-        return th.compile(partial(self.step_towers, branch_free=True))
+        return th.compile(partial(self.step_towers, branch_free=True), options=STEP_COMPILE_OPTIONS)
 
     def step_towers(
         self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None = None, branch_free: bool = False
