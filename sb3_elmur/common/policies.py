@@ -123,8 +123,8 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         for long runs or repeated runs of one configuration (ElmurBC trains through it too); see docs/ppo.md.
     :param compile_acting: Act through the backbone's compiled branch-free step
         (:meth:`~sb3_elmur.elmur.ElmurBackbone.compile_step`, the same function as one graph): measured on a CPU
-        2.3x faster acting steps at 1 env and 1.6x at 8 (rollouts, ``predict`` on one env), slower at 64; the first
-        compilation takes up to a minute or two on a 2-core CPU.
+        2.2-2.3x faster acting steps at 1 env and 1.1-1.6x at 8 (two runs; rollouts, ``predict`` on one env), slower
+        at 64; the first compilation takes up to a minute or two on a 2-core CPU.
     :param backbone_lr_scale: The backbone's parameters train at this multiple of the algorithm's learning rate
         (its schedule included; the features extractor and the heads at the rate itself). ElmurPPO and
         MaskableElmurPPO apply it; see docs/ppo.md for the measurements behind the default.
