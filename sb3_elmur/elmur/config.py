@@ -43,7 +43,8 @@ class ElmurConfig:
     :param output_scale: Initial gain of the final layer norm (pre-norm only), the scale of the backbone's output
         features at initialisation. At 1 they have unit variance, a norm of ``sqrt(d_model)``: about 10x the output of
         an untrained LSTM, which SB3's heads and gSDE were tuned for (gSDE's exploration noise grows with the norm of
-        the policy's latent features). The gain is learned either way.
+        the policy's latent features). The gain is learned either way. At 0.1 (the LSTM's scale) PPO did worse on
+        PendulumNoVel with gSDE (docs/benchmarks.md), so the default stays 1.
     :param zero_init_residual: Start the token track's residual branches (self-attention, read and feed-forward
         output projections) at zero, so that an untrained layer is the identity and the backbone starts as a
         per-step network that learns when to use context (as SkipInit / ReZero). Off by default; see the PPO
