@@ -14,7 +14,6 @@ Backbone benchmark: streaming latency and memory along a long episode, and train
 import argparse
 import platform
 import time
-from functools import partial
 
 import numpy as np
 import torch as th
@@ -43,7 +42,7 @@ def step_latency_side_by_side(batch: int, n_towers: int, rounds: int = 5, steps:
     th.manual_seed(0)
     net = ElmurBackbone(8, ElmurConfig(**STREAMED), n_towers=n_towers).eval()
     features = th.randn(batch, 8)
-    python_wrapper = th.compile(partial(net.step_towers, branch_free=True), options={"cpp_wrapper": False})
+    python_wrapper = net.compile_step(options={"cpp_wrapper": False})
     steps_fn = {"eager": net.step_towers, "compiled": net.compile_step(), "python": python_wrapper}
     states = {name: net.initial_state(batch) for name in steps_fn}
     times: dict[str, list[float]] = {name: [] for name in steps_fn}

@@ -530,7 +530,9 @@ class ElmurBackbone(nn.Module):
         out, state = self.step_towers(features, state, episode_start, branch_free)
         return self._squeeze(out), state
 
-    def compile_step(self) -> Callable[[th.Tensor, StreamState, th.Tensor | None], tuple[th.Tensor, StreamState]]:
+    def compile_step(
+        self, options: dict[str, bool] | None = None
+    ) -> Callable[[th.Tensor, StreamState, th.Tensor | None], tuple[th.Tensor, StreamState]]:
         """
         A new compiled acting step: :meth:`step_towers` with ``branch_free=True`` through ``torch.compile``, the same
         function as one graph (no per-step decisions on the host, so no graph breaks; a test checks it). It is
@@ -543,8 +545,11 @@ class ElmurBackbone(nn.Module):
         Inductor's C++ wrapper (:data:`STEP_COMPILE_OPTIONS`) calls the step's many small kernels from C++ instead of
         Python: the 10^6-step stream runs 0.50x the first published stream's time per step against 0.67x without
         it, side by side (benchmarks/speed_against_revision.py).
+
+        :param options: Inductor options in place of :data:`STEP_COMPILE_OPTIONS` (e.g. to measure the default wrapper).
         """
-        return th.compile(partial(self.step_towers, branch_free=True), options=STEP_COMPILE_OPTIONS)
+        options = STEP_COMPILE_OPTIONS if options is None else options
+        return th.compile(partial(self.step_towers, branch_free=True), options=options)
 
     def step_towers(
         self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None = None, branch_free: bool = False
