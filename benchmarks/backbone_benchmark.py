@@ -50,7 +50,9 @@ def step_latency_side_by_side(batch: int, n_towers: int, rounds: int = 5, steps:
     with th.inference_mode():
         for name in ("compiled", "python"):
             begin = time.perf_counter()
-            for _ in range(3):  # the first call compiles; the next may recompile for the strides of the states it returns
+            # Two segments and a bit: each of the two graphs compiles at its first call and may recompile at its second
+            # for the strides of the states that the other returns.
+            for _ in range(2 * net.config.segment_len + 3):
                 _, states[name] = steps_fn[name](features, states[name], None)
             compile_s[name] = time.perf_counter() - begin
         for round_index in range(rounds):

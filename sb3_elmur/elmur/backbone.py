@@ -3,7 +3,6 @@
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import torch as th
@@ -530,29 +529,45 @@ class ElmurBackbone(nn.Module):
         out, state = self.step_towers(features, state, episode_start, branch_free)
         return self._squeeze(out), state
 
-    def compile_step(
-        self, options: dict[str, bool] | None = None
-    ) -> Callable[[th.Tensor, StreamState, th.Tensor | None], tuple[th.Tensor, StreamState]]:
+    def compile_step(self, options: dict[str, bool] | None = None) -> "CompiledStep":
         """
-        A new compiled acting step: :meth:`step_towers` with ``branch_free=True`` through ``torch.compile``, the same
-        function as one graph (no per-step decisions on the host, so no graph breaks; a test checks it). It is
-        compiled at its first call, and once more with a dynamic batch size when the batch size changes; keep the
-        returned callable. Past torch's recompilation limit (many backbones or shapes in one process) it runs
-        eagerly, as torch does. On a CPU it acts about 2x faster than the eager step at batch 1-8, and slower at
-        batch 64, where the commit that the branch-free step computes at every step outweighs the saved
-        per-operator overhead (docs/benchmarks.md). Like the branch-free step, it does not modify the given state.
+        A new compiled acting step (see :class:`CompiledStep`): :meth:`step_towers` with ``branch_free=True``
+        through ``torch.compile``, as two graphs without breaks (no per-step decisions on the host inside them; a
+        test checks it): one for the steps at which a row completes its segment and goes through the commit, one
+        for the other steps. Each is compiled at its first call, and once more with a dynamic batch size when the
+        batch size changes; keep the returned callable. Past torch's recompilation limit (many backbones or
+        shapes in one process) it runs eagerly, as torch does. Like the branch-free step, it does not modify the
+        given state.
 
-        Inductor's C++ wrapper (:data:`STEP_COMPILE_OPTIONS`) calls the step's many small kernels from C++ instead of
-        Python: the 10^6-step stream runs 0.50x the first published stream's time per step against 0.67x without
-        it, side by side (benchmarks/speed_against_revision.py).
+        The 10^6-step stream runs at 0.36x the first published stream's time per step, measured side by side
+        (benchmarks/speed_against_revision.py). With one graph that commits at every step it was 0.53x. Inductor's
+        C++ wrapper (:data:`STEP_COMPILE_OPTIONS`) calls the step's many small kernels from C++ instead of Python;
+        before the split it gave 0.50x, against 0.67x without it.
 
         :param options: Inductor options in place of :data:`STEP_COMPILE_OPTIONS` (e.g. to measure the default wrapper).
         """
-        options = STEP_COMPILE_OPTIONS if options is None else options
-        return th.compile(partial(self.step_towers, branch_free=True), options=options)
+        return CompiledStep(self, STEP_COMPILE_OPTIONS if options is None else options)
+
+    def completes_segment(self, state: StreamState, episode_start: th.Tensor | None = None) -> bool | None:
+        """
+        Whether the next step completes the segment of a row (after the resets of ``episode_start``), decided on
+        the host from the step counters; None when the reset flags are on another device (reading them would
+        wait for it).
+        """
+        step = state.step
+        if episode_start is not None:
+            if episode_start.device.type != "cpu":
+                return None
+            step = step.masked_fill(episode_start.to(th.bool).view(-1), 0)
+        return bool((step % self.config.segment_len == self.config.segment_len - 1).any())
 
     def step_towers(
-        self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None = None, branch_free: bool = False
+        self,
+        features: th.Tensor,
+        state: StreamState,
+        episode_start: th.Tensor | None = None,
+        branch_free: bool = False,
+        commit: bool | None = None,
     ) -> tuple[th.Tensor, StreamState]:
         """
         Advance every episode of the batch by one step.
@@ -566,6 +581,10 @@ class ElmurBackbone(nn.Module):
             (ONNX): every row is reset through a mask and goes through the commit (whose plan leaves rows
             inside a segment unchanged), the caches are rebuilt rather than written in place (the given
             state is not modified).
+        :param commit: Whether the step goes through the memory track. None: when a row completes its segment
+            (at every step with ``branch_free``); True: always (the plan leaves the other rows unchanged); False:
+            never, for a step at which no row completes its segment (the caller checks it, see
+            :meth:`completes_segment`; :class:`CompiledStep` does).
         :return: Token states ``[G, batch, d_model]`` of this step and the new state.
         """
         c = self.config
@@ -606,7 +625,9 @@ class ElmurBackbone(nn.Module):
         out = self.final_norm(h[:, :, 0])
 
         host_complete = host_position == c.segment_len - 1
-        if branch_free or host_complete.any():
+        if commit is None:
+            commit = branch_free or bool(host_complete.any())
+        if commit:
             # Every row goes through the memory track; the plan commits only the rows whose segment is complete
             # (the others get a padded last position).
             token_time = (step - position).unsqueeze(1) + self._positions
@@ -628,3 +649,39 @@ class ElmurBackbone(nn.Module):
             state = StreamState(memory, state.step, state.keys, state.values, state.outputs)
         state.step = state.step + 1
         return out, state
+
+
+class CompiledStep:
+    """
+    The compiled acting step of :meth:`ElmurBackbone.compile_step`: the branch-free step as two graphs, one that
+    goes through the commit and one for the steps at which no row completes its segment (K - 1 of every K steps
+    of a stream), picked on the host from the step counters, which live on the CPU. With reset flags on another
+    device it takes the commit graph, which is right for every step, so that no step waits for the device.
+
+    :param net: The backbone.
+    :param options: Inductor options of both graphs.
+    """
+
+    def __init__(self, net: ElmurBackbone, options: dict[str, bool]) -> None:
+        self.net = net
+        # Two functions of their own, so that each graph has its own entries in torch's recompilation limit.
+        self.within_segment = th.compile(self._step_within_segment, options=options)
+        self.completing_segment = th.compile(self._step_completing_segment, options=options)
+
+    def _step_within_segment(
+        self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None
+    ) -> tuple[th.Tensor, StreamState]:
+        return self.net.step_towers(features, state, episode_start, branch_free=True, commit=False)
+
+    def _step_completing_segment(
+        self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None
+    ) -> tuple[th.Tensor, StreamState]:
+        return self.net.step_towers(features, state, episode_start, branch_free=True, commit=True)
+
+    def __call__(
+        self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None = None
+    ) -> tuple[th.Tensor, StreamState]:
+        """One acting step (see :meth:`ElmurBackbone.step_towers`); the given state is not modified."""
+        if self.net.completes_segment(state, episode_start) is False:
+            return self.within_segment(features, state, episode_start)
+        return self.completing_segment(features, state, episode_start)
