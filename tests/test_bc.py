@@ -108,3 +108,54 @@ def test_compiled_bc_takes_the_steps_of_eager_bc():
     assert models[1].policy._compiled_forward is not None
     for a, b in zip(models[0].policy.parameters(), models[1].policy.parameters(), strict=True):
         assert th.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("bptt", [None, 1, 2], ids=["through-memory", "detached", "bptt-2"])
+def test_packed_rows_give_the_loss_and_gradient_of_one_trajectory_per_row(bptt):
+    """
+    pack=True puts several T-Maze trajectories (2-14 steps: 1-4 blocks of K = 4, S = 3) into a row, each starting
+    at a block with step 0: fewer rows, and the same loss and gradient as one trajectory per row (a trajectory
+    that saw its neighbour's memory, or a detachment at another block, would change them).
+    """
+    from sb3_elmur.envs.tmaze import TMazeOracle, TMazeVecEnv
+
+    env = TMazeVecEnv(4, corridor_length=(1, 12), seed=0)
+    data = collect_trajectories(env, TMazeOracle(), 24)
+    assert len(set(data.episode_lengths.tolist())) > 4
+    episodes = np.arange(24)
+    results = {}
+    for pack in (False, True):
+        kwargs = {"elmur_kwargs": {**ELMUR, "memory_bptt": bptt}, "net_arch": [32]}
+        model = ElmurPPO("MlpElmurPolicy", env, seed=0, policy_kwargs=kwargs)
+        trainer = ElmurBC(model, data, segments_per_sample=3, batch_size=24, learning_rate=0.0, seed=0, pack=pack)
+        stats = trainer.train_step(episodes)
+        grads = [p.grad.clone() for p in model.policy.parameters() if p.grad is not None]
+        results[pack] = (len(trainer._rows(episodes)), stats["bc/nll"], grads)
+    assert results[True][0] < results[False][0] == 24
+    assert results[True][1] == pytest.approx(results[False][1], rel=1e-5)
+    assert len(results[True][2]) == len(results[False][2])
+    for packed, alone in zip(results[True][2], results[False][2], strict=True):
+        assert th.allclose(packed, alone, atol=1e-6, rtol=1e-4)
+
+
+def test_pack_rows_keeps_each_trajectory_inside_its_chunks():
+    """Random sizes: no overlap, short trajectories inside one chunk at offsets on the unit grid, long ones at row starts."""
+    from sb3_elmur.elmur import pack_rows
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        chunk, sizes = int(rng.integers(1, 5)), rng.integers(1, 12, size=int(rng.integers(1, 30)))
+        unit = int(rng.integers(1, chunk + 1))
+        rows = pack_rows(sizes, chunk, unit)
+        n_chunks = -(-int(sizes.max()) // chunk)
+        assert sorted(i for row in rows for i, _ in row) == list(range(len(sizes)))
+        assert len(rows) <= len(sizes)
+        for row in rows:
+            taken = np.zeros(n_chunks * chunk, dtype=int)
+            for i, first in row:
+                taken[first : first + sizes[i]] += 1
+                if sizes[i] > chunk:
+                    assert first == 0
+                else:
+                    assert first // chunk == (first + sizes[i] - 1) // chunk and (first % chunk) % unit == 0
+            assert taken.max() == 1 and len(taken) == n_chunks * chunk

@@ -187,6 +187,8 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         self.compile_backbone = compile_backbone
         self.compile_acting = compile_acting
         self._compiled_forward: Any = None
+        self._compiled_forward_any_batch: Any = None
+        self._any_batch = False
         self._compiled_step: Any = None
         # Actor and critic backbones are two towers of one module: each torch op runs once for both.
         self.backbone = ElmurBackbone(self.features_dim, self.elmur_config, n_towers=2 if enable_critic_backbone else 1)
@@ -394,24 +396,33 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
 
     # ------------------------------------------------------------------ training (parallel path)
     @contextmanager
-    def compiled_training(self, enabled: bool | None) -> Iterator[None]:
+    def compiled_training(self, enabled: bool | None, any_batch: bool = False) -> Iterator[None]:
         """
         Inside the block the parallel path runs compiled (``enabled`` True) or eager (False), whatever
         ``compile_backbone`` says; the setting is restored after (None: keep it). The compiled function is
         kept for later blocks.
+
+        :param any_batch: The batches have varying numbers of rows (behaviour cloning's packed rows): the compiled
+            path gets a dynamic batch size instead of one compilation per size.
         """
-        previous = self.compile_backbone
+        previous = self.compile_backbone, self._any_batch
         if enabled is not None:
             self.compile_backbone = enabled
+        self._any_batch = any_batch
         try:
             yield
         finally:
-            self.compile_backbone = previous
+            self.compile_backbone, self._any_batch = previous
 
     def _parallel_forward(self) -> Any:
         """The backbone's parallel path, compiled on first use when ``compile_backbone`` is set."""
         if not self.compile_backbone:
             return self.backbone.forward_towers
+        if self._any_batch:
+            if self._compiled_forward_any_batch is None:
+                # Shapes as torch sees them: a second batch size recompiles once with a dynamic one.
+                self._compiled_forward_any_batch = th.compile(self.backbone.forward_towers, dynamic=None)
+            return self._compiled_forward_any_batch
         if self._compiled_forward is None:
             # Fixed shapes: PPO minibatches all have the same size, so one compilation serves a whole run.
             self._compiled_forward = th.compile(self.backbone.forward_towers, dynamic=False)

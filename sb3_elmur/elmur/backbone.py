@@ -648,6 +648,8 @@ class ElmurBackbone(nn.Module):
         if memory is not state.memory:
             state = StreamState(memory, state.step, state.keys, state.values, state.outputs)
         state.step = state.step + 1
+        if branch_free:  # one layout whatever the graph made: a compiled step is not recompiled for other strides
+            state = StreamState.from_tensors(tuple(t.contiguous() for t in state.tensors()))
         return out, state
 
 

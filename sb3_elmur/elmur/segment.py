@@ -77,3 +77,45 @@ def validate_segment_layout(timesteps: th.Tensor, segment_len: int) -> None:
     first, last = blocks[:, 1:, 0], blocks[:, :-1, -1]
     if ((first > 0) & (last != first - 1)).any():
         raise ValueError("a block continues an episode (t > 0) but the previous block does not end at t - 1")
+
+
+def pack_rows(n_blocks: list[int] | np.ndarray, chunk_blocks: int, unit: int = 1) -> list[list[tuple[int, int]]]:
+    """
+    Pack trajectories into batch rows of the parallel layout, several per row, first-fit decreasing, so that a
+    batch computes fewer padded blocks than with one trajectory per row.
+
+    A row is processed in chunks of ``chunk_blocks`` blocks, memory carried (and detached) from one chunk to the
+    next; a trajectory that starts at step 0 of a block empties the memory there. A trajectory of at most one
+    chunk is placed inside one chunk, at a block offset that is a multiple of ``unit`` (the period of the memory
+    detachment inside a chunk, 1 when there is none), and a longer one at the start of a row of its own (its last
+    chunk's free blocks are shared). Every trajectory then sees the same computation as in a row of its own.
+
+    :param n_blocks: Blocks of K steps of each trajectory (>= 1).
+    :param chunk_blocks: Blocks per chunk (S).
+    :param unit: Offsets of trajectories inside a chunk are multiples of it (1 <= unit <= chunk_blocks).
+    :return: One list per row of ``(trajectory index, first block of the row)``; every row is
+        ``ceil(max(n_blocks) / chunk_blocks)`` chunks long.
+    """
+    sizes = [int(n) for n in n_blocks]
+    if min(sizes, default=1) < 1 or not 1 <= unit <= chunk_blocks:
+        raise ValueError(f"need n_blocks >= 1 and 1 <= unit <= chunk_blocks, got {sizes}, {unit}, {chunk_blocks}")
+    n_chunks = max([-(-n // chunk_blocks) for n in sizes], default=1)
+    rows: list[list[tuple[int, int]]] = []
+    used: list[list[int]] = []  # blocks taken in each chunk of each row
+    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        size = sizes[index]
+        if size > chunk_blocks:  # a row of its own from its start; the free end of its last chunk stays open
+            full = (size - 1) // chunk_blocks
+            rows.append([(index, 0)])
+            used.append([chunk_blocks] * full + [size - full * chunk_blocks] + [0] * (n_chunks - full - 1))
+            continue
+        free = ((row, c, -(-taken // unit) * unit) for row, chunks in enumerate(used) for c, taken in enumerate(chunks))
+        spot = next(((row, c, offset) for row, c, offset in free if offset + size <= chunk_blocks), None)
+        if spot is None:
+            rows.append([(index, 0)])
+            used.append([size] + [0] * (n_chunks - 1))
+        else:
+            row, c, offset = spot
+            rows[row].append((index, c * chunk_blocks + offset))
+            used[row][c] = offset + size
+    return rows
