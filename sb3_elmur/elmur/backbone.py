@@ -684,6 +684,9 @@ class CompiledStep:
         self, features: th.Tensor, state: StreamState, episode_start: th.Tensor | None = None
     ) -> tuple[th.Tensor, StreamState]:
         """One acting step (see :meth:`ElmurBackbone.step_towers`); the given state is not modified."""
+        # One layout for the graphs' inputs as for their outputs: views of a larger state (e.g. one tower's) would
+        # each cost a recompilation.
+        state = StreamState.from_tensors(tuple(t.contiguous() for t in state.tensors()))
         if self.net.completes_segment(state, episode_start) is False:
             return self.within_segment(features, state, episode_start)
         return self.completing_segment(features, state, episode_start)
