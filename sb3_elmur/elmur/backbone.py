@@ -539,7 +539,7 @@ class ElmurBackbone(nn.Module):
         shapes in one process) it runs eagerly, as torch does. Like the branch-free step, it does not modify the
         given state.
 
-        The 10^6-step stream runs at 0.36x the first published stream's time per step, measured side by side
+        The 10^6-step stream runs at 0.36-0.38x the first published stream's time per step, measured side by side
         (benchmarks/speed_against_revision.py). With one graph that commits at every step it was 0.53x. Inductor's
         C++ wrapper (:data:`STEP_COMPILE_OPTIONS`) calls the step's many small kernels from C++ instead of Python;
         before the split it gave 0.50x, against 0.67x without it.
