@@ -508,3 +508,39 @@ def test_numpy_feature_widths_become_python_ints():
     assert type(net.in_features) is int and type(net.input_proj.in_features) is int
     out, _ = net(th.randn(1, 2, 5), th.arange(2).view(1, 2))
     assert out.shape == (1, 2, 8)
+
+
+@pytest.mark.parametrize("dynamic_batch", [True, False], ids=["dynamic-batch", "fixed-shapes"])
+def test_compiled_parallel_path_is_one_graph_per_shape_or_one_for_every_batch(small_config, dynamic_batch):
+    """
+    compile_parallel gives the results and gradients of the eager path in one graph (no break); with a dynamic batch
+    the first compilation already serves every batch size (torch's default would compile twice), with fixed shapes
+    another batch size compiles again. A cheap backend stands in for inductor: what is counted is dynamo's graphs.
+    """
+    config = dataclasses.replace(small_config, token_shift=True, residual_gate="gru")
+    net = make(config).train()
+    graphs = []
+
+    def counting_backend(graph, example_inputs):
+        graphs.append(graph)
+        return graph.forward
+
+    th._dynamo.reset()
+    compiled = net.compile_parallel(dynamic_batch=dynamic_batch, backend=counting_backend)
+    generator = th.Generator().manual_seed(3)
+    for batch in (5, 7):
+        starts = random_starts(batch, 4 * config.segment_len, 0.05, generator)
+        index, timesteps = block_layout(starts, config.segment_len)
+        features = th.randn(batch, index.shape[1], 6, generator=generator)
+        memory = net.initial_memory(batch)
+        results = []
+        for forward in (net.forward_towers, compiled):
+            net.zero_grad()
+            out, after = forward(features, timesteps, memory, memory_bptt=None, check_layout=False)
+            (out.square().mean() + after.vectors.square().mean()).backward()
+            results.append((out, after.vectors, [p.grad.clone() for p in net.parameters() if p.grad is not None]))
+        (out, vectors, grads), (out_c, vectors_c, grads_c) = results
+        assert th.allclose(out, out_c, atol=1e-5) and th.allclose(vectors, vectors_c, atol=1e-5)
+        assert len(grads) == len(grads_c) and all(th.allclose(a, b, atol=1e-5) for a, b in zip(grads, grads_c, strict=True))
+        assert len(graphs) == (1 if batch == 5 or dynamic_batch else 2), f"{len(graphs)} graphs after batch {batch}"
+    th._dynamo.reset()

@@ -99,13 +99,16 @@ def test_compile_backbone_routes_training_only_through_the_compiled_path(monkeyp
 
 
 @pytest.mark.slow  # one compilation with gradient: a minute or two on a 2-core CPU with a cold cache
-def test_compiled_bc_takes_the_steps_of_eager_bc():
+@pytest.mark.parametrize("pack", [True, False], ids=["packed-rows", "one-per-row"])
+def test_compiled_bc_takes_the_steps_of_eager_bc(pack):
+    """Packed rows go through the compilation with a symbolic batch size, one trajectory per row through the fixed one."""
     models = []
     for compiled in (False, True):
         _, data, model = setup(n_episodes=16)
-        ElmurBC(model, data, batch_size=8, seed=0, compile_backbone=compiled).learn(5, progress_bar=False)
+        ElmurBC(model, data, batch_size=8, seed=0, compile_backbone=compiled, pack=pack).learn(5, progress_bar=False)
         models.append(model)
-    assert models[1].policy._compiled_forward is not None
+    policy = models[1].policy
+    assert (policy._compiled_forward_any_batch if pack else policy._compiled_forward) is not None
     for a, b in zip(models[0].policy.parameters(), models[1].policy.parameters(), strict=True):
         assert th.allclose(a, b, atol=1e-4)
 

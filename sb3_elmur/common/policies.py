@@ -420,12 +420,12 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             return self.backbone.forward_towers
         if self._any_batch:
             if self._compiled_forward_any_batch is None:
-                # Shapes as torch sees them: a second batch size recompiles once with a dynamic one.
-                self._compiled_forward_any_batch = th.compile(self.backbone.forward_towers, dynamic=None)
+                # A symbolic batch size from the start: one compilation for every number of rows.
+                self._compiled_forward_any_batch = self.backbone.compile_parallel(dynamic_batch=True)
             return self._compiled_forward_any_batch
         if self._compiled_forward is None:
             # Fixed shapes: PPO minibatches all have the same size, so one compilation serves a whole run.
-            self._compiled_forward = th.compile(self.backbone.forward_towers, dynamic=False)
+            self._compiled_forward = self.backbone.compile_parallel()
         return self._compiled_forward
 
     def _sequence(

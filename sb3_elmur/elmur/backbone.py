@@ -418,6 +418,34 @@ class ElmurBackbone(nn.Module):
         memory = self._memory_state(vectors, plan.lru.timestamps[-1]) if final_memory else None
         return th.cat(outputs, dim=2), memory
 
+    def compile_parallel(
+        self, dynamic_batch: bool = False, backend: str | Callable = "inductor"
+    ) -> Callable[..., tuple[th.Tensor, MemoryState | None]]:
+        """
+        :meth:`forward_towers` through ``torch.compile`` (the same arguments; call it with ``check_layout=False``:
+        the check is data-dependent). A new compiled function per call.
+
+        :param dynamic_batch: Calls have varying numbers of rows (behaviour cloning's packed rows): the batch size is
+            symbolic from the first compilation on, one compilation for every size (torch's default would compile
+            the first size, then again with a symbolic size at the second). Otherwise the shapes are fixed (PPO's
+            minibatches all have the same size) and another size compiles again.
+        :param backend: ``torch.compile``'s backend.
+        """
+        compiled = th.compile(self.forward_towers, dynamic=None if dynamic_batch else False, backend=backend)
+        if not dynamic_batch:
+            return compiled
+
+        def forward(
+            features: th.Tensor, timesteps: th.Tensor, memory: MemoryState | None = None, *args: Any, **kwargs: Any
+        ) -> tuple[th.Tensor, MemoryState | None]:
+            # The batch: dimension 0 of the times and the memory, 0 or (towers first) 1 of the features.
+            th._dynamo.maybe_mark_dynamic(features, 1 if features.dim() == 4 else 0)
+            for tensor in (timesteps, *((memory.vectors, memory.timestamps) if memory is not None else ())):
+                th._dynamo.maybe_mark_dynamic(tensor, 0)
+            return compiled(features, timesteps, memory, *args, **kwargs)
+
+        return forward
+
     def _block(
         self,
         hidden: th.Tensor,
