@@ -107,8 +107,10 @@ def worker(workload: str, compiled: bool, args: argparse.Namespace) -> None:
     th.set_num_threads(1)
     th.manual_seed(0)
     prepare = {"stream": stream_worker, "bc": bc_worker}[workload]
+    begin = time.perf_counter()
     work, reached = prepare(compiled, args)
-    print(json.dumps({"ready": reached, "package": sb3_elmur.__file__}), flush=True)
+    seconds = time.perf_counter() - begin
+    print(json.dumps({"ready": reached, "package": sb3_elmur.__file__, "prepare_s": seconds}), flush=True)
     for line in sys.stdin:
         begin = time.perf_counter()
         work(int(line))
@@ -143,23 +145,34 @@ def ask(process: subprocess.Popen, line: str | None = None) -> dict:
     return json.loads(reply)
 
 
-def measure(args: argparse.Namespace, revision: str) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Milliseconds per unit of work of each variant in every round, and the step or update each was prepared to."""
+def measure(args: argparse.Namespace, revision: str) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """
+    Milliseconds per unit of work of each variant in every round, and each variant's reply when ready (the step or
+    update it was prepared to, ``ready``, and the seconds that took, ``prepare_s``).
+    """
     from ppo_throughput import rotation
 
     with tempfile.TemporaryDirectory() as folder:
+        earlier = extract(revision, Path(folder))
         variants = {
-            f"{revision}, eager": (extract(revision, Path(folder)), False, {}),
+            f"{revision}, eager": (earlier, False, {}),
+            f"{revision}, compiled": (earlier, True, {}),
             "today, eager": (ROOT, False, {}),
             "today, compiled": (ROOT, True, {}),
         }
+        if not args.revision_compiled:
+            del variants[f"{revision}, compiled"]
         if args.skip_compiled:
             del variants["today, compiled"]
         for setting in args.compiled_env:  # compiled variants under other torch settings (e.g. inductor options)
             variants[f"today, compiled, {setting}"] = (ROOT, True, dict([setting.split("=", 1)]))
-        workers = {name: start(path, compiled, args, env) for name, (path, compiled, env) in variants.items()}
+        workers, ready = {}, {}
         try:
-            ready = {name: ask(process) for name, process in workers.items()}
+            # One at a time, each with an empty compile cache of its own: the preparation times compare cold compiles.
+            for index, (name, (path, compiled, env)) in enumerate(variants.items()):
+                cache = {"TORCHINDUCTOR_CACHE_DIR": str(Path(folder) / f"inductor-{index}")}
+                workers[name] = start(path, compiled, args, {**cache, **env})
+                ready[name] = ask(workers[name])
             for name, reply in ready.items():  # each worker runs the code it was given
                 if Path(reply["package"]).resolve().parents[1] != variants[name][0].resolve():
                     raise RuntimeError(f"the variant {name!r} imported {reply['package']}")
@@ -171,7 +184,7 @@ def measure(args: argparse.Namespace, revision: str) -> tuple[dict[str, np.ndarr
             for process in workers.values():
                 process.stdin.close()
                 process.wait()
-    return {name: np.array(ms) for name, ms in times.items()}, {name: reply["ready"] for name, reply in ready.items()}
+    return {name: np.array(ms) for name, ms in times.items()}, ready
 
 
 def main() -> None:
@@ -188,6 +201,7 @@ def main() -> None:
         help="also run the compiled variant with this environment variable, e.g. TORCHINDUCTOR_CPP_WRAPPER=1",
     )  # fmt: skip
     parser.add_argument("--skip-compiled", action="store_true", help="the eager variants only (no compilation)")
+    parser.add_argument("--revision-compiled", action="store_true", help="also the earlier revision's compiled variant")
     parser.add_argument("--output", help="write the Markdown table here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
@@ -213,21 +227,26 @@ def main() -> None:
             f"2 layers, M = 2); {args.work} updates per round, the same batches in every variant"
         )
         options = f"--episodes {args.episodes}"
+    revision_compiled = " --revision-compiled" if args.revision_compiled else ""
     extra = f" --compiled-env {' '.join(args.compiled_env)}" if args.compiled_env else ""
     lines = [
         f"Machine: {platform.machine()}, 1 thread per variant, each in its own process: {what}; {args.rounds} "
         "alternating rounds (the order rotates).",
         "",
         f"Command: `python benchmarks/speed_against_revision.py --workload {args.workload} --revision {revision} {options} "
-        f"--rounds {args.rounds} --work {args.work}{extra}`",
+        f"--rounds {args.rounds} --work {args.work}{extra}{revision_compiled}`",
         "",
         f"Time ratio: the variant's ms per {unit} / the {revision} eager one's, in the same round, median (min - max) over "
         "the rounds (< 1: faster).",
         "",
-        f"| variant | prepared to {unit} | median ms per {unit} | time ratio |",
-        "|---|---:|---:|---:|",
+        "Preparation: seconds from the model's construction to the first timed round (the warm-up and the compilation,"
+        " with an empty compile cache per variant; the variants are prepared one at a time).",
+        "",
+        f"| variant | prepared to {unit} | preparation s | median ms per {unit} | time ratio |",
+        "|---|---:|---:|---:|---:|",
         *[
-            f"| {name} | {reached[name]:,} | {np.median(ms):.3f} | {ratio(times, name, f'{revision}, eager')} |"
+            f"| {name} | {reached[name]['ready']:,} | {reached[name].get('prepare_s', float('nan')):.1f} | "
+            f"{np.median(ms):.3f} | {ratio(times, name, f'{revision}, eager')} |"
             for name, ms in times.items()
         ],
     ]
