@@ -637,6 +637,19 @@ def category_sums(task_returns: dict[str, float]) -> dict[str, float]:
     return sums
 
 
+def expert_ratio(task_returns: dict[str, float], expert: dict[str, float]) -> float:
+    """
+    An agent's sum of per-task mean returns over the expert's, both over the tasks that both have (NaN without any,
+    or where the expert's sum is 0): a ratio over the same tasks, however many of either are still missing.
+
+    :param task_returns: ``{task: mean return}`` of the agent.
+    :param expert: ``{task: mean return}`` of the expert.
+    """
+    common = [task for task in task_returns if task in expert]
+    total = sum(expert[task] for task in common)
+    return sum(task_returns[task] for task in common) / total if common and total else float("nan")
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
@@ -681,14 +694,15 @@ def report(results: list[dict[str, Any]], tasks: list[str], models: list[str], t
         "each, stateful predict; seeds of the models: "
         + ", ".join(map(str, sorted({r["seed"] for r in results})))
         + ". Sums: over the tasks with results "
-        + f"({counts['all']} of 48: {counts['puzzle']} Puzzle, {counts['reactive']} Reactive).",
+        + f"({counts['all']} of 48: {counts['puzzle']} Puzzle, {counts['reactive']} Reactive); All / expert: the "
+        "agent's sum over the expert's, both over the tasks that both have results for.",
         "",
         "## Sums of per-task mean returns",
         "",
         "| agent | mode | All | Puzzle | Reactive | All / expert |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    expert_sums = category_sums(per_task(results, "greedy").get("expert", {}))
+    expert = per_task(results, "greedy").get("expert", {})
     for model in models:
         entry = get_model(model)
         # Untrained agents: the expert acts greedily by construction, random agents only sample.
@@ -698,7 +712,7 @@ def report(results: list[dict[str, Any]], tasks: list[str], models: list[str], t
             sums = category_sums(values)
             missing = len([t for t in done if t not in values])
             note = f" ({missing} tasks missing)" if missing else ""
-            ratio = sums["all"] / expert_sums["all"] if expert_sums["all"] else float("nan")
+            ratio = expert_ratio(values, expert)
             cells = [_fmt(sums[c]) if counts[c] else "-" for c in CATEGORIES]
             lines.append(f"| {labels[model]}{note} | {mode} | " + " | ".join(cells) + f" | {_fmt(ratio)} |")
     lines += [

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -136,6 +137,14 @@ def test_category_sums_and_modes():
     result = {"family": "Battleship", "eval": {"sampled": {"mean": 0.1}, "greedy": {"mean": 0.3}}}
     assert bench.mode_mean(result, "paper") == 0.3
     assert bench.mode_mean({**result, "family": "CountRecall"}, "paper") == 0.1
+
+
+def test_expert_ratio_is_over_the_tasks_both_have():
+    """An agent with more tasks than the expert (the expert's runs still to come) is not divided by a smaller sum."""
+    agent = {"popgym-CountRecallEasy-v0": 0.5, "popgym-BattleshipEasy-v0": -0.25, "popgym-RepeatFirstEasy-v0": 1.0}
+    expert = {"popgym-CountRecallEasy-v0": 1.0, "popgym-RepeatFirstEasy-v0": 1.0, "popgym-PositionOnlyCartPoleEasy-v0": 1.0}
+    assert bench.expert_ratio(agent, expert) == pytest.approx(1.5 / 2.0)
+    assert math.isnan(bench.expert_ratio(agent, {}))
 
 
 # ---------------------------------------------------------------------------------------------------- offline runs
