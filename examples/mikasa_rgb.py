@@ -161,7 +161,7 @@ def train_and_evaluate(task: str, data: TrajectoryDataset, seed: int, args: argp
     """ElmurBC of an ELMUR policy with the per-camera CNN, then success_once on seeds 0..eval_episodes-1."""
     from sb3_elmur import ElmurPPO
     from sb3_elmur.bc import ElmurBC
-    from sb3_elmur.registry import BC_SETTINGS, COMPILE_MIN_UPDATES, ELMUR_KWARGS, HEADS
+    from sb3_elmur.registry import BC_SETTINGS, ELMUR_KWARGS, HEADS
 
     th.manual_seed(seed)
     env = make_mikasa_vec_env(task, n_envs=1, seed=seed, obs_mode="rgb", **RGB_ENV_KWARGS)
@@ -171,8 +171,8 @@ def train_and_evaluate(task: str, data: TrajectoryDataset, seed: int, args: argp
     model = ElmurPPO("MultiInputElmurPolicy", env, seed=seed, policy_kwargs=policy_kwargs, device=args.device)
     env.close()
     settings = {k: v for k, v in BC_SETTINGS.items() if k not in ("updates", "segment_len", "batch_size")}
-    # As the registry: the backbone's training path compiled from COMPILE_MIN_UPDATES updates on (the CNNs stay eager).
-    compile_backbone = {"auto": args.updates >= COMPILE_MIN_UPDATES, "on": True, "off": False}[args.compile_backbone]
+    # As the registry: the backbone's training path compiled where the run is long enough to pay (the CNNs stay eager).
+    compile_backbone = {"auto": "auto", "on": True, "off": False}[args.compile_backbone]
     trainer = ElmurBC(model, match_image_layout(data, model.observation_space), batch_size=args.batch_size, seed=seed,
                       compile_backbone=compile_backbone, **settings)  # fmt: skip
     start = time.perf_counter()
@@ -203,7 +203,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile-backbone", choices=["auto", "on", "off"], default="auto",
-                        help="torch.compile of the backbone for training (auto: from 1000 updates on)")  # fmt: skip
+                        help="torch.compile of the backbone for training (auto: where it pays)")  # fmt: skip
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "sb3_elmur" / "mikasa_rgb"))
     parser.add_argument("--frames", help="write a picture of the first episode to this .png")
     parser.add_argument("--json", help="write sizes, times and results to this file")

@@ -37,7 +37,6 @@ from sb3_elmur.data import TrajectoryDataset, collect_trajectories
 from sb3_elmur.elmur import PAPER_LAYER
 from sb3_elmur.envs.tmaze import TMazeOracle, TMazeVecEnv
 from sb3_elmur.envs.tmaze_parallel import evaluate_tmaze_parallel
-from sb3_elmur.registry import COMPILE_MIN_UPDATES
 
 QUICK_LENGTHS = [9, 30, 90, 150, 300, 600, 900, 1200, 2400, 4800, 9600]
 FULL_LENGTHS = [*QUICK_LENGTHS, 100_000, 1_000_000]
@@ -94,7 +93,7 @@ def train(method: str, data: Callable[[], TrajectoryDataset], args: argparse.Nam
     if method == "elmur-ppo":
         model.learn(args.ppo_steps, progress_bar=True)
         return model
-    compiled = {"yes": True, "no": False, "auto": settings["updates"] >= COMPILE_MIN_UPDATES}[args.compile]
+    compiled = {"yes": True, "no": False, "auto": "auto"}[args.compile]
     trainer = ElmurBC(
         model, data(), segments_per_sample=args.segments, batch_size=64, learning_rate=settings["learning_rate"],
         warmup_steps=20, seed=args.seed, segment_len=args.segment_len, compile_backbone=compiled,
@@ -229,7 +228,7 @@ def main() -> None:
         "--compile",
         default="auto",
         choices=["auto", "yes", "no"],
-        help=f"ELMUR cloning through torch.compile (auto: from {COMPILE_MIN_UPDATES} updates on, where it pays)",
+        help="ELMUR cloning through torch.compile (auto: where the run is long enough to pay, ElmurBC's compile_pays)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--models-dir", help="save trained models here (and reuse them on a rerun)")

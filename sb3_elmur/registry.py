@@ -231,7 +231,7 @@ def _check_empty(name: str, overrides: dict[str, Any]) -> None:
 def train_bc(agent: Agent, inputs: TrainingInputs) -> None:
     """
     Behaviour cloning with :class:`~sb3_elmur.bc.ElmurBC` (settings: ``updates`` and ElmurBC's keyword arguments;
-    ``compile_backbone="auto"`` compiles runs of at least :data:`COMPILE_MIN_UPDATES` updates).
+    ``compile_backbone="auto"``: ElmurBC compiles where the run is long enough to pay, :func:`~sb3_elmur.bc.compile_pays`).
 
     :param agent: The agent (an ElmurPPO, RecurrentPPO or PPO model).
     :param inputs: Must hold a dataset.
@@ -242,8 +242,6 @@ def train_bc(agent: Agent, inputs: TrainingInputs) -> None:
         raise ValueError("behaviour cloning needs a dataset")
     settings = dict(agent.settings)
     updates = settings.pop("updates")
-    if settings.get("compile_backbone") == "auto":
-        settings["compile_backbone"] = updates >= COMPILE_MIN_UPDATES
     trainer = ElmurBC(agent.model, inputs.dataset, seed=inputs.seed, **settings)
     trainer.learn(updates, progress_bar=inputs.progress_bar)
 
@@ -287,10 +285,6 @@ BC_SETTINGS: dict[str, Any] = {
     "segment_len": 10,
     "normalize_observations": False,
 }
-#: ELMUR's behaviour cloning runs compiled from this many updates on (``compile_backbone="auto"``): the compiled
-#: update is 2-2.5x faster on a CPU, and the first compilation of a model shape (1-2 minutes on 2 cores, then
-#: torch's on-disk cache) pays for itself over about a thousand updates.
-COMPILE_MIN_UPDATES = 1000
 #: PPO settings of the online track (the same for the three online agents).
 PPO_SETTINGS: dict[str, Any] = {
     "n_steps": 128,
@@ -552,7 +546,6 @@ register_model(
 
 __all__ = [
     "BC_SETTINGS",
-    "COMPILE_MIN_UPDATES",
     "ELMUR_KWARGS",
     "KINDS",
     "LSTM_HIDDEN",

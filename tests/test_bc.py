@@ -98,6 +98,46 @@ def test_compile_backbone_routes_training_only_through_the_compiled_path(monkeyp
     assert policy.compile_backbone is False
 
 
+@pytest.mark.parametrize("compile_seconds, compiles", [(0.0, True), (1e9, False)])
+def test_auto_compile_times_eager_updates_then_compiles_only_where_it_pays(monkeypatch, compile_seconds, compiles):
+    """compile_backbone="auto": the first updates run eagerly and are timed; the rest runs compiled only where
+    compile_pays says the compilation is won back (here forced both ways through its cost)."""
+    import sb3_elmur.bc.elmur_bc as elmur_bc
+
+    _, data, model = setup(n_episodes=8)
+    policy = model.policy
+    seen: list[bool] = []
+    eager = policy.backbone.forward_towers
+
+    def parallel_forward():
+        seen.append(bool(policy.compile_backbone))
+        return eager
+
+    monkeypatch.setattr(policy, "_parallel_forward", parallel_forward)
+    monkeypatch.setattr(elmur_bc, "COMPILE_SECONDS", compile_seconds)
+    trainer = ElmurBC(model, data, batch_size=4, seed=0, compile_backbone="auto")
+    trainer.learn(8, progress_bar=False)
+    timed = elmur_bc.AUTO_TIMED_UPDATES + 1
+    per_update = len(seen) // 8
+    assert not any(seen[: timed * per_update]), "the timed updates are eager"
+    assert all(flag is compiles for flag in seen[timed * per_update :])
+    assert trainer.compile_backbone is compiles
+    assert policy.compile_backbone is False
+
+
+def test_compile_pays_weighs_the_eager_time_left_against_a_compilation():
+    from sb3_elmur.bc import compile_pays
+    from sb3_elmur.bc.elmur_bc import COMPILE_SECONDS, COMPILED_SPEEDUP
+
+    # Break-even: COMPILE_SECONDS of compilation against the (1 - 1 / speedup) share of the eager time it saves.
+    break_even = COMPILE_SECONDS / (1 - 1 / COMPILED_SPEEDUP)
+    assert compile_pays(0.5, int(1.1 * break_even / 0.5)) and not compile_pays(0.5, int(0.9 * break_even / 0.5))
+    assert not compile_pays(0.03, 2000), "the T-Maze protocol's 2000 updates of 30 ms stay eager"
+    assert compile_pays(0.45, 2000), "POPGym's 2000 updates of 450 ms compile"
+    with pytest.raises(ValueError, match="compile_backbone"):
+        ElmurBC(setup(n_episodes=4)[2], setup(n_episodes=4)[1], compile_backbone="yes")
+
+
 @pytest.mark.slow  # one compilation with gradient: a minute or two on a 2-core CPU with a cold cache
 @pytest.mark.parametrize("pack", [True, False], ids=["packed-rows", "one-per-row"])
 def test_compiled_bc_takes_the_steps_of_eager_bc(pack):

@@ -1,5 +1,5 @@
 """Behaviour cloning (offline training) of ELMUR policies."""
 
-from sb3_elmur.bc.elmur_bc import ElmurBC, warmup_cosine
+from sb3_elmur.bc.elmur_bc import ElmurBC, compile_pays, warmup_cosine
 
-__all__ = ["ElmurBC", "warmup_cosine"]
+__all__ = ["ElmurBC", "compile_pays", "warmup_cosine"]

@@ -11,6 +11,7 @@ with ``model.save`` and fine-tune it with ``ElmurPPO.load(...).learn(...)``.
 """
 
 import math
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,28 @@ from sb3_elmur.common.policies import ElmurActorCriticPolicy
 from sb3_elmur.common.sequence import actor_sequence, check_sequence_policy, detach_carry
 from sb3_elmur.data.trajectories import TrajectoryDataset
 from sb3_elmur.elmur import pack_rows, segment_blocks
+
+#: ``compile_backbone="auto"``: eager updates timed (after the first) before deciding.
+AUTO_TIMED_UPDATES = 3
+#: Seconds a first compilation of the backbone's training path costs (the T-Maze protocol's model on 2 CPU cores, an
+#: empty compile cache: 106 s; docs/results/bc_compile_once.md). With torch's on-disk cache warm it is far less.
+COMPILE_SECONDS = 100.0
+#: How many times faster a compiled update is than an eager one, at least (on a CPU: 1.9x on the T-Maze protocol,
+#: several times more on POPGym's longer episodes; docs/bc.md).
+COMPILED_SPEEDUP = 2.0
+
+
+def compile_pays(seconds_per_update: float, updates_left: int) -> bool:
+    """
+    Whether compiling the rest of a run saves time: the eager time left, ``seconds_per_update * updates_left``, against
+    :data:`COMPILE_SECONDS` plus that time divided by :data:`COMPILED_SPEEDUP`.
+
+    :param seconds_per_update: Measured seconds of an eager update.
+    :param updates_left: Updates still to make.
+    :return: True where the compiled rest of the run is expected to be shorter.
+    """
+    eager = seconds_per_update * updates_left
+    return COMPILE_SECONDS + eager / COMPILED_SPEEDUP < eager
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, final_fraction: float = 0.0):
@@ -67,10 +90,14 @@ class ElmurBC:
         ``torch.distributed`` is initialised, else none. Give every process the same model (seed) and dataset;
         only rank 0 shows a progress bar and writes TensorBoard logs; save checkpoints from rank 0.
     :param compile_backbone: ELMUR policies: train through ``torch.compile`` of the backbone's parallel path
-        (True) or eagerly (False); None follows the policy's own ``compile_backbone``. Only training is affected:
-        the model keeps its setting for acting, evaluation and saving. On a CPU the compiled update is 2-2.5x
-        faster at the paper's sizes; the first compilation of a model shape costs 1-2 minutes, later runs reuse
-        torch's on-disk cache (see docs/bc.md). Ignored for LSTM and MLP policies.
+        (True) or eagerly (False); None follows the policy's own ``compile_backbone``; ``"auto"`` (the default) times
+        the first eager updates and compiles only when the rest of the run is long enough to win back a first
+        compilation (:func:`compile_pays`; the decision is printed). Only training is affected: the model keeps its
+        setting for acting, evaluation and saving. On a CPU a compiled update is about 2x faster on T-Maze and more
+        on longer episodes; the first compilation of a model shape costs about 100 s on 2 cores (packed rows: one
+        compilation for every batch size), later runs reuse torch's on-disk cache (see docs/bc.md). Compiled and
+        eager updates compute the same numbers up to float rounding; pass True or False where runs must repeat bit
+        for bit. Ignored for LSTM and MLP policies.
     :param normalize_observations: Standardize the policy's inputs with the dataset's per-feature mean and std
         (Box observations; the policy must be built with ``policy_kwargs={"features_extractor_class":
         StandardizedFlattenExtractor}`` from :mod:`sb3_elmur.common.normalization`). The statistics live in the
@@ -99,7 +126,7 @@ class ElmurBC:
         seed: int | None = None,
         segment_len: int = 10,
         process_group: Any = None,
-        compile_backbone: bool | None = None,
+        compile_backbone: bool | str | None = "auto",
         normalize_observations: bool = False,
         pack: bool = True,
     ) -> None:
@@ -128,7 +155,10 @@ class ElmurBC:
         self.memory_bptt = memory_bptt
         self.ent_coef = ent_coef
         self.tensorboard_log = tensorboard_log
-        self.compile_backbone = compile_backbone
+        if compile_backbone not in (True, False, None, "auto"):
+            raise ValueError(f"compile_backbone must be True, False, None or 'auto', got {compile_backbone!r}")
+        #: The setting of the coming updates; ``"auto"`` until :meth:`learn` has timed the first eager updates.
+        self.compile_backbone: bool | str | None = compile_backbone
         # Batch order derives from (seed, update index): a resumed run draws the same batches.
         self.seed = int(np.random.SeedSequence().entropy % 2**62) if seed is None else seed
         if seed is not None:
@@ -249,7 +279,8 @@ class ElmurBC:
         carry into the next chunk (ELMUR memory, LSTM states, or nothing for an MLP), detached.
         """
         elmur = isinstance(self.policy, ElmurActorCriticPolicy)
-        with self.policy.compiled_training(self.compile_backbone, any_batch=self.pack) if elmur else nullcontext():
+        enabled = False if self.compile_backbone == "auto" else self.compile_backbone
+        with self.policy.compiled_training(enabled, any_batch=self.pack) if elmur else nullcontext():
             distribution, carry = actor_sequence(self.policy, obs, timesteps, mask, carry, memory_bptt=self.memory_bptt)
         return distribution.log_prob(actions[mask]), distribution.entropy(), detach_carry(carry)
 
@@ -274,10 +305,16 @@ class ElmurBC:
             from tqdm.auto import tqdm
 
             progress = tqdm(total=n_updates, initial=self.num_updates, unit="update", desc="behaviour cloning")
+        eager_seconds: list[float] = []
         while self.num_updates < n_updates:
             rng = np.random.default_rng((self.seed, self.num_updates))
             episodes = rng.choice(self.dataset.n_episodes, size=self.batch_size, replace=False)
+            started = time.perf_counter()
             stats = self.train_step(episodes)
+            if self.compile_backbone == "auto" and isinstance(self.policy, ElmurActorCriticPolicy):
+                eager_seconds.append(time.perf_counter() - started)
+                if len(eager_seconds) > AUTO_TIMED_UPDATES:  # the first update pays one-time costs: not counted
+                    self._decide_compile(float(np.median(eager_seconds[1:])), n_updates - self.num_updates, progress)
             if self._writer is not None and self.num_updates % log_interval == 0:
                 for key, value in stats.items():
                     self._writer.add_scalar(key, value, self.num_updates)
@@ -289,6 +326,22 @@ class ElmurBC:
         if self._writer is not None:
             self._writer.flush()
         return self.model
+
+    def _decide_compile(self, seconds_per_update: float, updates_left: int, progress: Any) -> None:
+        """``compile_backbone="auto"``: compile the remaining updates where :func:`compile_pays` says so (every
+        process of a data-parallel run takes rank 0's decision), else stay eager; printed either way."""
+        compiled = compile_pays(seconds_per_update, updates_left)
+        if self.process_group is not None:
+            flag = th.tensor([float(compiled)], device=self.policy.device)
+            dist.broadcast(flag, src=dist.get_global_rank(self.process_group, 0), group=self.process_group)
+            compiled = bool(flag.item())
+        self.compile_backbone = compiled
+        if self.rank == 0:
+            choice = "compiling the backbone's training path" if compiled else "staying eager"
+            message = (
+                f"compile_backbone='auto': {seconds_per_update * 1e3:.0f} ms per eager update, {updates_left} to go: {choice}"
+            )
+            (progress.write if progress is not None else print)(message)
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path: str | Path) -> None:
