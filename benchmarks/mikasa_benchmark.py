@@ -160,7 +160,8 @@ def run(
 def bc_settings(task: str, args: argparse.Namespace) -> dict[str, Any]:
     """The settings every cloned model of a task trains with: ``args.updates``, the task's window and inputs."""
     window = SEGMENTS_PER_SAMPLE.get(task, BC_SETTINGS["segments_per_sample"])
-    return {"updates": args.updates, "segments_per_sample": window, "normalize_observations": task in STANDARDIZED}
+    standardized = task in STANDARDIZED or args.standardize
+    return {"updates": args.updates, "segments_per_sample": window, "normalize_observations": standardized}
 
 
 def budget(entry: Any, episodes: int, args: argparse.Namespace, task: str) -> dict[str, Any]:
@@ -314,6 +315,11 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=8, help="online: training envs")
     parser.add_argument("--eval-freq", type=int, help="online: steps between learning-curve points")
     parser.add_argument("--eval-episodes", type=int)
+    parser.add_argument(
+        "--standardize",
+        action="store_true",
+        help=f"every task's cloned models standardize their inputs (default: only {', '.join(sorted(STANDARDIZED))})",
+    )
     parser.add_argument("--data", default=str(Path.home() / ".cache" / "sb3_elmur" / "mikasa"))
     parser.add_argument("--output", help="default docs/results/mikasa_offline[_quick] (online: mikasa_online[_quick])")
     parser.add_argument("--table-only", action="store_true", help="write the table of the runs done so far, run nothing")

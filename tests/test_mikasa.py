@@ -303,3 +303,20 @@ def test_online_track_trains_elmur_ppo_records_its_curve_and_resumes(tmp_path, m
     assert "(1 of 12 runs done)" in table and "| TakeItBack-Memory-v0 |" in table and "PPO-MLP" in table
     assert "Produced by `python benchmarks/mikasa_benchmark.py --online --timesteps 512" in table
     assert "--tasks" not in table.splitlines()[0] and "--models" not in table.splitlines()[0]
+
+
+def test_standardize_flag_standardizes_every_task_and_keeps_the_default_otherwise():
+    """--standardize: the cloned models of every task standardize their inputs (a run's settings say so, so a run
+    made without it is not reused); without it only the STANDARDIZED tasks do."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import mikasa_benchmark
+
+    for flag in (False, True):
+        args = argparse.Namespace(updates=10, standardize=flag)
+        for task in mikasa_benchmark.CHANCE:
+            expected = flag or task in mikasa_benchmark.STANDARDIZED
+            assert mikasa_benchmark.bc_settings(task, args)["normalize_observations"] is expected
