@@ -35,8 +35,8 @@ AUTO_TIMED_UPDATES = 3
 #: Seconds a first compilation of the backbone's training path costs (the T-Maze protocol's model on 2 CPU cores, an
 #: empty compile cache: 106 s; docs/results/bc_compile_once.md). With torch's on-disk cache warm it is far less.
 COMPILE_SECONDS = 100.0
-#: How many times faster a compiled update is than an eager one, at least (on a CPU: 1.9x on the T-Maze protocol,
-#: several times more on POPGym's longer episodes; docs/bc.md).
+#: How many times faster a compiled update is than an eager one, about (on a CPU: 1.9x on the T-Maze protocol, 2.3x
+#: on POPGym's PositionOnlyCartPoleEasy; docs/bc.md).
 COMPILED_SPEEDUP = 2.0
 
 
