@@ -16,6 +16,7 @@ the rounds and, per round, each variant's time relative to the earlier revision'
 """
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -85,7 +86,9 @@ def bc_worker(compiled: bool, args: argparse.Namespace) -> tuple[Any, int]:
     data = collect_trajectories(env, TMazeOracle(), args.episodes)
     policy_kwargs = {"elmur_kwargs": {**vars(elmur_config(BC_CONFIG)), "memory_bptt": None}, "net_arch": [32]}
     model = ElmurPPO("MlpElmurPolicy", env, seed=0, policy_kwargs=policy_kwargs)
-    options = {"compile_backbone": True} if compiled else {}
+    # The variant's own setting, never ElmurBC's "auto" (today's default); revisions before the option are eager.
+    known = "compile_backbone" in inspect.signature(ElmurBC).parameters
+    options = {"compile_backbone": compiled} if compiled or known else {}
     settings = {"segments_per_sample": 3, "batch_size": 64, "learning_rate": 1e-3, "warmup_steps": 20, "seed": 0}
     trainer = ElmurBC(model, data, **settings, **options)
     # A constant learning rate: the rounds go on past any schedule's end (the cost of an update does not depend on it).

@@ -99,7 +99,7 @@ def test_compile_backbone_routes_training_only_through_the_compiled_path(monkeyp
 
 
 @pytest.mark.parametrize("compile_seconds, compiles", [(0.0, True), (1e9, False)])
-def test_auto_compile_times_eager_updates_then_compiles_only_where_it_pays(monkeypatch, compile_seconds, compiles):
+def test_auto_compile_times_eager_updates_then_compiles_only_where_it_pays(monkeypatch, capsys, compile_seconds, compiles):
     """compile_backbone="auto": the first updates run eagerly and are timed; the rest runs compiled only where
     compile_pays says the compilation is won back (here forced both ways through its cost)."""
     import sb3_elmur.bc.elmur_bc as elmur_bc
@@ -123,6 +123,8 @@ def test_auto_compile_times_eager_updates_then_compiles_only_where_it_pays(monke
     assert all(flag is compiles for flag in seen[timed * per_update :])
     assert trainer.compile_backbone is compiles
     assert policy.compile_backbone is False
+    out, err = capsys.readouterr()
+    assert "compile_backbone='auto'" in err and not out, "the decision goes to stderr (stdout may carry a protocol)"
 
 
 def test_compile_pays_weighs_the_eager_time_left_against_a_compilation():

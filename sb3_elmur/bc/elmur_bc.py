@@ -11,6 +11,7 @@ with ``model.save`` and fine-tune it with ``ElmurPPO.load(...).learn(...)``.
 """
 
 import math
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -92,7 +93,7 @@ class ElmurBC:
     :param compile_backbone: ELMUR policies: train through ``torch.compile`` of the backbone's parallel path
         (True) or eagerly (False); None follows the policy's own ``compile_backbone``; ``"auto"`` (the default) times
         the first eager updates and compiles only when the rest of the run is long enough to win back a first
-        compilation (:func:`compile_pays`; the decision is printed). Only training is affected: the model keeps its
+        compilation (:func:`compile_pays`; the decision is printed to stderr). Only training is affected: the model keeps its
         setting for acting, evaluation and saving. On a CPU a compiled update is about 2x faster on T-Maze and more
         on longer episodes; the first compilation of a model shape costs about 100 s on 2 cores (packed rows: one
         compilation for every batch size), later runs reuse torch's on-disk cache (see docs/bc.md). Compiled and
@@ -341,7 +342,10 @@ class ElmurBC:
             message = (
                 f"compile_backbone='auto': {seconds_per_update * 1e3:.0f} ms per eager update, {updates_left} to go: {choice}"
             )
-            (progress.write if progress is not None else print)(message)
+            if progress is not None:
+                progress.write(message, file=sys.stderr)
+            else:
+                print(message, file=sys.stderr)
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path: str | Path) -> None:
