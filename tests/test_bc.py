@@ -118,6 +118,7 @@ def test_auto_compile_times_eager_updates_then_compiles_only_where_it_pays(monke
     trainer = ElmurBC(model, data, batch_size=4, seed=0, compile_backbone="auto")
     trainer.learn(8, progress_bar=False)
     timed = elmur_bc.AUTO_TIMED_UPDATES + 1
+    assert seen and len(seen) % 8 == 0, "every update ran the parallel path the same number of times"
     per_update = len(seen) // 8
     assert not any(seen[: timed * per_update]), "the timed updates are eager"
     assert all(flag is compiles for flag in seen[timed * per_update :])
