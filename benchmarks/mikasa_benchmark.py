@@ -34,6 +34,7 @@ import torch as th
 from sb3_elmur.common.callbacks import TrainingSuccess
 from sb3_elmur.data import TrajectoryDataset, collect_trajectories
 from sb3_elmur.envs.mikasa import make_mikasa_vec_env
+from sb3_elmur.envs.mikasa.batched import make_mikasa_batched_vec_env
 from sb3_elmur.envs.mikasa.evaluation import evaluate_episodes
 from sb3_elmur.envs.mikasa.memory_variants import VARIANT_VERSION
 from sb3_elmur.registry import BC_SETTINGS, TrainingInputs, get_model
@@ -124,7 +125,11 @@ def run(
     th.manual_seed(seed)
     entry = get_model(model)
     online = entry.kind == "online"
-    env = make_mikasa_vec_env(task, n_envs=args.n_envs if online else 1, seed=TRAIN_SEED + 1000 * seed, **CONTROL)
+    train_seed = TRAIN_SEED + 1000 * seed
+    if online and args.batched:  # one batched ManiSkill env: the GPU backend's parallel simulation where there is a GPU
+        env = make_mikasa_batched_vec_env(task, n_envs=args.n_envs, seed=train_seed, **CONTROL)
+    else:
+        env = make_mikasa_vec_env(task, n_envs=args.n_envs if online else 1, seed=train_seed, **CONTROL)
     cloned = entry.trained and not online
     agent = entry.build(env, seed, bc_settings(task, args) if cloned else {})
     curve = TrainingSuccess(args.eval_freq) if online else None
@@ -172,7 +177,7 @@ def budget(entry: Any, episodes: int, args: argparse.Namespace, task: str) -> di
     if not entry.trained:
         return {"episodes": 0, "updates": 0}
     if entry.kind == "online":
-        return {"timesteps": args.timesteps, "n_envs": args.n_envs}
+        return {"timesteps": args.timesteps, "n_envs": args.n_envs, **({"batched": True} if args.batched else {})}
     return {"episodes": episodes, **bc_settings(task, args)}
 
 
@@ -313,6 +318,12 @@ def main() -> None:
     parser.add_argument("--updates", type=int, help="BC gradient steps")
     parser.add_argument("--timesteps", type=int, help="online: environment steps per run (default 100k; quick 10k)")
     parser.add_argument("--n-envs", type=int, default=8, help="online: training envs")
+    parser.add_argument(
+        "--batched",
+        action="store_true",
+        help="online: the training envs as one batched ManiSkill env (MikasaBatchedVecEnv: the GPU backend where a GPU "
+        "is, episodes to the time limit; on a CPU only with --n-envs 1)",
+    )
     parser.add_argument("--eval-freq", type=int, help="online: steps between learning-curve points")
     parser.add_argument("--eval-episodes", type=int)
     parser.add_argument(

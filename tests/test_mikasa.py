@@ -320,3 +320,89 @@ def test_standardize_flag_standardizes_every_task_and_keeps_the_default_otherwis
         for task in mikasa_benchmark.CHANCE:
             expected = flag or task in mikasa_benchmark.STANDARDIZED
             assert mikasa_benchmark.bc_settings(task, args)["normalize_observations"] is expected
+
+
+def _rollout(env, policy, n_steps: int) -> list:
+    """Observations, rewards, dones and infos of ``n_steps`` steps of ``policy`` (an SB3-style predict)."""
+    import torch
+
+    torch.manual_seed(0)  # the suite's episodes also draw from torch's global generator
+    obs, state, starts, record = env.reset(), None, np.ones(env.num_envs, dtype=bool), []
+    for _ in range(n_steps):
+        actions, state = policy.predict(obs, state, starts, deterministic=True)
+        obs, rewards, starts, infos = env.step(actions)
+        record.append((obs, rewards, starts, [{k: v for k, v in i.items() if k != "episode"} for i in infos], infos))
+    env.close()
+    return record
+
+
+def _assert_same_steps(cpu: list, batched: list) -> None:
+    for t, ((obs_a, rew_a, done_a, info_a, full_a), (obs_b, rew_b, done_b, info_b, full_b)) in enumerate(
+        zip(cpu, batched, strict=True)
+    ):
+        if isinstance(obs_a, dict):
+            assert all(np.array_equal(obs_a[k], obs_b[k]) for k in obs_a), f"observations differ at step {t}"
+        else:
+            assert obs_b.dtype == np.float32 and np.array_equal(obs_a, obs_b), f"observations differ at step {t}"
+        assert np.array_equal(rew_a, rew_b) and np.array_equal(done_a, done_b), f"step {t}"
+        assert [set(i) for i in info_a] == [set(i) for i in info_b], f"info keys differ at step {t}"
+        for a, b, fa, fb in zip(info_a, info_b, full_a, full_b, strict=True):
+            assert a["is_success"] == b["is_success"] and a["TimeLimit.truncated"] == b["TimeLimit.truncated"]
+            if "terminal_observation" in a:
+                assert np.array_equal(a["terminal_observation"], b["terminal_observation"])
+                assert fa["episode"]["l"] == fb["episode"]["l"] and np.isclose(fa["episode"]["r"], fb["episode"]["r"])
+                assert fa["episode"]["is_success"] == fb["episode"]["is_success"]
+
+
+@needs_mikasa
+def test_the_batched_adapter_steps_exactly_as_the_cpu_adapter():
+    """The batched ManiSkill VecEnv (the GPU backend's adapter) on the CPU backend, one sub-env: the same
+    observations, rewards, dones, success, terminal observations and episode statistics as the CPU adapter, step for
+    step over two episodes of the expert (it succeeds, and the episodes go on to the time limit)."""
+    from sb3_elmur.envs.mikasa.batched import make_mikasa_batched_vec_env
+    from sb3_elmur.envs.mikasa.experts import RememberColorExperts
+
+    settings = {"seed": 7, "control_mode": "pd_ee_delta_pos", "ignore_terminations": True}
+    cpu = _rollout(make_mikasa_vec_env("RememberColor3-Memory-v0", 1, **settings), RememberColorExperts(3), 120)
+    batched = _rollout(make_mikasa_batched_vec_env("RememberColor3-Memory-v0", 1, **settings), RememberColorExperts(3), 120)
+    _assert_same_steps(cpu, batched)
+    ends = [t for t, step in enumerate(batched) if step[2][0]]
+    assert ends == [59, 119], "episodes end at the time limit only"
+    assert batched[59][4][0]["episode"]["is_success"] and batched[59][3][0]["TimeLimit.truncated"]
+    # Episodes that end at the success (one sub-env only): the same as the CPU adapter's default.
+    settings["ignore_terminations"] = False
+    cpu = _rollout(make_mikasa_vec_env("RememberColor3-Memory-v0", 1, **settings), RememberColorExperts(3), 60)
+    batched = _rollout(make_mikasa_batched_vec_env("RememberColor3-Memory-v0", 1, **settings), RememberColorExperts(3), 60)
+    _assert_same_steps(cpu, batched)
+    first_end = next(t for t, step in enumerate(batched) if step[2][0])
+    assert first_end < 59 and not batched[first_end][3][0]["TimeLimit.truncated"], "the success ends the episode"
+
+
+@needs_mikasa
+def test_the_batched_adapter_gives_the_rgb_observation_of_the_cpu_adapter():
+    from sb3_elmur.envs.mikasa.batched import make_mikasa_batched_vec_env
+
+    settings = {"seed": 3, "obs_mode": "rgb", "control_mode": "pd_ee_delta_pos"}
+    cpu_env = make_mikasa_vec_env("RememberColor3-v0", 1, **settings)
+    batched_env = make_mikasa_batched_vec_env("RememberColor3-v0", 1, **settings)
+    assert batched_env.observation_space == cpu_env.observation_space
+
+    class Sweep:  # the same actions for both: a slow sweep of the end effector
+        def predict(self, obs, state, starts, deterministic=True):
+            step = 0 if state is None else state + 1
+            action = np.zeros((1, *cpu_env.action_space.shape), dtype=np.float32)
+            action[0, 0] = np.sin(step)
+            return action, step
+
+    _assert_same_steps(_rollout(cpu_env, Sweep(), 4), _rollout(batched_env, Sweep(), 4))
+
+
+def test_the_batched_adapter_refuses_what_the_tasks_cannot_do():
+    from sb3_elmur.envs.mikasa.batched import MikasaBatchedVecEnv
+
+    with pytest.raises(ValueError, match="ignore_terminations=False needs n_envs=1"):
+        MikasaBatchedVecEnv("RememberColor3-Memory-v0", n_envs=4, ignore_terminations=False)
+    with pytest.raises(ValueError, match="CPU backend simulates one env"):
+        MikasaBatchedVecEnv("RememberColor3-Memory-v0", n_envs=4, sim_backend="physx_cpu")
+    with pytest.raises(ValueError, match="RememberColor3-v0"):
+        MikasaBatchedVecEnv("RememberColour3-v0")

@@ -1,5 +1,6 @@
 """
-MIKASA-Robo (ManiSkill3 robot memory tasks) as SB3-ready envs on the CPU backend (``bash scripts/setup_mikasa.sh``).
+MIKASA-Robo (ManiSkill3 robot memory tasks) as SB3-ready envs on the CPU backend (``bash scripts/setup_mikasa.sh``),
+and many envs as one batched ManiSkill env on the GPU backend (:mod:`sb3_elmur.envs.mikasa.batched`).
 The RGB pipeline (expert data recorded in RGB, a CNN encoder over both cameras) is in :mod:`sb3_elmur.envs.mikasa.rgb`.
 Importing it also registers the scripted expert in the model registry (``"mikasa-expert"``).
 """
@@ -13,6 +14,7 @@ from sb3_elmur.envs.mikasa.adapter import (
     make_mikasa_vec_env,
     mikasa_available,
 )
+from sb3_elmur.envs.mikasa.batched import MikasaBatchedVecEnv, make_mikasa_batched_vec_env
 from sb3_elmur.envs.mikasa.rgb import (
     RGB_ENV_KWARGS,
     MikasaRGBExtractor,
@@ -30,6 +32,7 @@ from sb3_elmur.envs.mikasa.rgb import (
 __all__ = [
     "MIKASA_IDS",
     "RGB_ENV_KWARGS",
+    "MikasaBatchedVecEnv",
     "MikasaInfo",
     "MikasaRGBExtractor",
     "StateAlongside",
@@ -40,6 +43,7 @@ __all__ = [
     "concatenate_datasets",
     "evaluate_expert_in_rgb",
     "evaluate_rgb_success",
+    "make_mikasa_batched_vec_env",
     "make_mikasa_env",
     "make_mikasa_vec_env",
     "make_rgb_collection_env",

@@ -82,37 +82,54 @@ class MikasaInfo(gym.Wrapper):
         return obs, float(reward), bool(terminated), bool(truncated), {"is_success": self._solved}
 
 
+#: The paper's two cameras, in the order their channels are concatenated.
+CAMERAS = ("base_camera", "hand_camera")
+#: The proprioception of the RGB observation: (group, key) of ManiSkill's observation dict.
+PROPRIO_KEYS = (("agent", "qpos"), ("agent", "qvel"), ("extra", "tcp_pose"))
+
+
+def rgb_proprio_space(space: gym.spaces.Dict) -> gym.spaces.Dict:
+    """
+    The space of :func:`rgb_proprio` for one env.
+
+    :param space: ManiSkill's ``obs_mode="rgb"`` observation space of one env (without the batch dimension).
+    """
+    height, width, _ = space["sensor_data"][CAMERAS[0]]["rgb"].shape  # type: ignore[index]
+    n_proprio = sum(int(np.prod(space[group][key].shape)) for group, key in PROPRIO_KEYS)  # type: ignore[index]
+    return gym.spaces.Dict(
+        {
+            "rgb": gym.spaces.Box(0, 255, (height, width, 3 * len(CAMERAS)), np.uint8),
+            "proprio": gym.spaces.Box(-np.inf, np.inf, (n_proprio,), np.float32),
+        }
+    )
+
+
+def rgb_proprio(observation: dict) -> dict[str, np.ndarray]:
+    """
+    The paper's RGB observation from ManiSkill's ``obs_mode="rgb"`` one (numpy arrays, with or without leading batch
+    dimensions): ``rgb`` ``[..., 128, 128, 6]`` uint8 (the base and wrist cameras, channels concatenated) and
+    ``proprio`` ``[..., 25]`` float32 (joint positions and velocities, TCP pose). The camera parameters are dropped.
+    """
+    rgb = np.concatenate([np.asarray(observation["sensor_data"][c]["rgb"]) for c in CAMERAS], axis=-1)
+    lead = rgb.shape[:-3]
+    parts = [np.asarray(observation[g][k], dtype=np.float32).reshape(*lead, -1) for g, k in PROPRIO_KEYS]
+    return {"rgb": rgb.astype(np.uint8), "proprio": np.concatenate(parts, axis=-1)}
+
+
 class RGBProprio(gym.ObservationWrapper):
     """
-    The paper's RGB observation as a Dict of numpy arrays: ``rgb`` ``[128, 128, 6]`` uint8 (the base and wrist
-    cameras, channels concatenated) and ``proprio`` ``[25]`` float32 (joint positions and velocities, TCP pose). The
-    camera parameters are dropped. Nothing in it shows the cue except the pixels of the cue phase.
+    The paper's RGB observation as a Dict of numpy arrays (:func:`rgb_proprio`). Nothing in it shows the cue except
+    the pixels of the cue phase.
 
     :param env: A MIKASA env in ``obs_mode="rgb"`` behind ``CPUGymWrapper``.
     """
 
-    CAMERAS = ("base_camera", "hand_camera")
-
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        sensors = env.observation_space["sensor_data"]  # type: ignore[index]
-        height, width, _ = sensors[self.CAMERAS[0]]["rgb"].shape
-        n_proprio = sum(int(np.prod(env.observation_space[group][key].shape)) for group, key in self._proprio_keys())  # type: ignore[index]
-        self.observation_space = gym.spaces.Dict(
-            {
-                "rgb": gym.spaces.Box(0, 255, (height, width, 3 * len(self.CAMERAS)), np.uint8),
-                "proprio": gym.spaces.Box(-np.inf, np.inf, (n_proprio,), np.float32),
-            }
-        )
-
-    @staticmethod
-    def _proprio_keys() -> list[tuple[str, str]]:
-        return [("agent", "qpos"), ("agent", "qvel"), ("extra", "tcp_pose")]
+        self.observation_space = rgb_proprio_space(env.observation_space)  # type: ignore[arg-type]
 
     def observation(self, observation: dict) -> dict[str, np.ndarray]:
-        rgb = np.concatenate([np.asarray(observation["sensor_data"][c]["rgb"]) for c in self.CAMERAS], axis=-1)
-        proprio = np.concatenate([np.asarray(observation[g][k], dtype=np.float32).ravel() for g, k in self._proprio_keys()])
-        return {"rgb": rgb.astype(np.uint8), "proprio": proprio}
+        return rgb_proprio(observation)
 
 
 def make_mikasa_env(
@@ -120,6 +137,7 @@ def make_mikasa_env(
     obs_mode: str = "state",
     seed: int | None = None,
     wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
+    ignore_terminations: bool = False,
     **kwargs: Any,
 ) -> gym.Env:
     """
@@ -131,6 +149,8 @@ def make_mikasa_env(
     :param seed: Seed of the first ``reset`` (later resets continue from it unless given a seed).
     :param wrappers: Wrappers applied to the ManiSkill env itself (batched torch tensors, before ``CPUGymWrapper``),
         innermost first; e.g. :class:`~sb3_elmur.envs.mikasa.rgb.StateAlongside`.
+    :param ignore_terminations: Episodes end at the time limit only, not at the success (ManiSkill's
+        ``ignore_terminations``; what :class:`~sb3_elmur.envs.mikasa.batched.MikasaBatchedVecEnv` does by default).
     :param kwargs: Keyword arguments of the env (e.g. ``control_mode``).
     """
     check_mikasa_id(env_id)
@@ -143,7 +163,7 @@ def make_mikasa_env(
     env = gym.make(env_id, obs_mode=obs_mode, sim_backend="physx_cpu", render_backend="cpu", num_envs=1, **kwargs)
     for wrapper in wrappers:
         env = wrapper(env)
-    env = MikasaInfo(CPUGymWrapper(env))
+    env = MikasaInfo(CPUGymWrapper(env, ignore_terminations=ignore_terminations))
     if obs_mode == "rgb":
         env = RGBProprio(env)
     if seed is not None:
