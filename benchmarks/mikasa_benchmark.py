@@ -171,14 +171,26 @@ def bc_settings(task: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def budget(entry: Any, episodes: int, args: argparse.Namespace, task: str) -> dict[str, Any]:
     """
-    What a run was trained with (a saved run is reused only if it matches): expert episodes and
-    :func:`bc_settings` for cloned agents, environment steps and envs for online ones, nothing for untrained ones.
+    What a run was trained with (a saved run is reused only if it matches, :func:`matches`): expert episodes and
+    :func:`bc_settings` for cloned agents, environment steps and envs for online ones, nothing for untrained ones;
+    for trained ones also the digest of the registry's settings of the model (``registry``).
     """
     if not entry.trained:
         return {"episodes": 0, "updates": 0}
+    digest = {"registry": entry.defaults_digest()}
     if entry.kind == "online":
-        return {"timesteps": args.timesteps, "n_envs": args.n_envs, **({"batched": True} if args.batched else {})}
-    return {"episodes": episodes, **bc_settings(task, args)}
+        return {"timesteps": args.timesteps, "n_envs": args.n_envs, **({"batched": True} if args.batched else {}), **digest}
+    return {"episodes": episodes, **bc_settings(task, args), **digest}
+
+
+def matches(saved: dict[str, Any], wanted: dict[str, Any], entry: Any) -> bool:
+    """
+    Whether a saved run was made with the ``wanted`` settings (:func:`budget` and the variant's version); the
+    registry's digest through :meth:`~sb3_elmur.registry.ModelEntry.accepts_digest` (runs saved before digests were
+    recorded carry none).
+    """
+    same = all(saved.get(key, 0) == value for key, value in wanted.items() if key != "registry")
+    return same and ("registry" not in wanted or entry.accepts_digest(saved.get("registry")))
 
 
 def report(
@@ -371,7 +383,7 @@ def main() -> None:
                 if path.exists():
                     saved = json.loads(path.read_text())
                     wanted = {"obs_version": VARIANT_VERSION[task], **budget(entry, args.episodes, args, task)}
-                    if all(saved.get(key, 0) == value for key, value in wanted.items()):
+                    if matches(saved, wanted, entry):
                         results.append(saved)
                         continue
                     print(f"{path.name}: recorded with other settings than {wanted}; running it again")

@@ -12,7 +12,8 @@ Online track: ElmurPPO, RecurrentPPO and PPO-MLP trained by interaction with the
 settings, a greedy learning curve on seeds 0..19 every ``--eval-freq`` steps, then the same final evaluation.
 
 Every run (task, model, seed) is one JSON file in ``<output>_runs/`` (written atomically; a rerun skips the runs
-whose file matches the current settings, and redoes corrupt or stale ones). Runs go to worker processes
+whose file matches the current settings, the registry's settings of the model included, and redoes corrupt or stale
+ones). Runs go to worker processes
 (``--workers``, one torch thread each) or, with ``--ray-address``, to a Ray cluster through the same code path.
 The table goes to ``<output>.md``, every run to ``<output>.csv``, the plot to ``<output>.png``.
 
@@ -274,7 +275,8 @@ class RunSpec:
     :param task: The POPGym id.
     :param model: Registry name.
     :param seed: Seed of the model and its training.
-    :param settings: Everything the result depends on besides the above (overrides, dataset, budget, evaluation).
+    :param settings: Everything the result depends on besides the above (overrides, dataset, budget, evaluation, and
+        the digest of the registry's settings of the model).
     :param path: The result file.
     :param threads: Torch threads of the run.
     :param command: The command line recorded with the result (not part of the fingerprint).
@@ -290,9 +292,11 @@ class RunSpec:
     command: str = ""
 
     def fingerprint(self) -> str:
-        """What a saved result must match to be reused."""
+        """What a saved result must match to be reused (and the registry's digest of the model, checked on its own:
+        :meth:`~sb3_elmur.registry.ModelEntry.accepts_digest`)."""
+        settings = {key: value for key, value in self.settings.items() if key != "defaults"}
         return json.dumps(
-            {"track": self.track, "task": self.task, "model": self.model, "seed": self.seed, **self.settings},
+            {"track": self.track, "task": self.task, "model": self.model, "seed": self.seed, **settings},
             sort_keys=True,
             default=str,
         )
@@ -434,6 +438,13 @@ def run_online(spec: RunSpec) -> dict[str, Any]:
     }
 
 
+def _same_registry_settings(result: dict[str, Any], spec: RunSpec) -> bool:
+    """Whether a trained model's saved result was made with the registry's settings of the model as they are now."""
+    if "defaults" not in spec.settings:
+        return True
+    return get_model(spec.model).accepts_digest(result.get("settings", {}).get("defaults"))
+
+
 def load_result(spec: RunSpec) -> dict[str, Any] | None:
     """
     The saved result of a run if its file is complete and was made with the same settings, else None (the run is
@@ -451,7 +462,7 @@ def load_result(spec: RunSpec) -> dict[str, Any] | None:
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, OSError) as error:
         print(f"{path}: corrupt ({type(error).__name__}): redoing it", file=sys.stderr, flush=True)
         return None
-    if result.get("fingerprint") != spec.fingerprint():
+    if result.get("fingerprint") != spec.fingerprint() or not _same_registry_settings(result, spec):
         print(f"{path}: made with other settings: redoing it", file=sys.stderr, flush=True)
         return None
     return result
@@ -1000,7 +1011,10 @@ def main(argv: Sequence[str] | None = None, command: str | None = None) -> list[
         for task in table_tasks:
             for model in table_models:
                 run_settings = {**settings, "overrides": {model: overrides[model]} if model in overrides else {}}
-                if not get_model(model).trained:
+                if get_model(model).trained:
+                    # The registry's own settings of the model (sizes, trainer, PPO): a change redoes its runs.
+                    run_settings["defaults"] = get_model(model).defaults_digest()
+                else:
                     # Not trained: independent of the dataset and the budget.
                     run_settings = {k: v for k, v in run_settings.items() if k in ("eval_episodes", "previous_action")}
                 path = str(run_file(runs_dir, task, model, seed))

@@ -25,7 +25,9 @@ A harness never names an agent's class or trainer: it calls :meth:`ModelEntry.bu
 """
 
 import copy
-from collections.abc import Callable, Iterable
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -117,6 +119,8 @@ class ModelEntry:
     :param trained: The agent has a trainer (False for random and expert: their results depend on no dataset or budget).
     :param family: The benchmark family the agent is made for (``"popgym"``, ``"mikasa"``: its experts), or None for
         agents that apply to any task.
+    :param defaults: The registry's settings the builder applies (sizes, trainer and PPO settings), JSON-serialisable:
+        harnesses reuse a saved result only while their :meth:`defaults_digest` is unchanged.
     """
 
     name: str
@@ -128,6 +132,22 @@ class ModelEntry:
     description: str = ""
     trained: bool = True
     family: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def defaults_digest(self) -> str:
+        """A short hash of :attr:`defaults` (it changes when a setting the builder applies changes)."""
+        text = json.dumps(self.defaults, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def accepts_digest(self, saved: str | None) -> bool:
+        """
+        Whether a result saved with the digest ``saved`` was made with the entry's settings as they are now.
+
+        :param saved: The :meth:`defaults_digest` recorded with the result; None for a result saved before harnesses
+            recorded digests, which was made with the settings of :data:`UNRECORDED_DIGESTS`.
+        """
+        current = self.defaults_digest()
+        return saved == current if saved is not None else UNRECORDED_DIGESTS.get(self.name) == current
 
     def build(self, env: VecEnv, seed: int = 0, overrides: dict[str, Any] | None = None) -> Agent:
         """
@@ -143,6 +163,18 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+#: The entries' digests (:meth:`ModelEntry.defaults_digest`) when the harnesses began to record them with every result.
+#: A result saved before carries none; it was made with these settings (as far as the trainer settings recorded in the
+#: results of docs/results show), so it stays valid while an entry keeps them and is redone once they change. Leave
+#: the values as they are when a setting changes: that is what retires the old results.
+UNRECORDED_DIGESTS = {
+    "elmur": "4b0024ae4288",
+    "bc-lstm": "b789cb7c23e8",
+    "bc-mlp": "70effcc01b95",
+    "elmur-ppo": "34a7069430db",
+    "recurrent-ppo": "88d25d320cb9",
+    "ppo-mlp": "7357b559cf3f",
+}
 
 
 def register_model(
@@ -156,6 +188,7 @@ def register_model(
     trained: bool = True,
     replace: bool = False,
     family: str | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> ModelEntry:
     """
     Add an agent to the registry (every harness that takes model names can then run it).
@@ -170,13 +203,15 @@ def register_model(
     :param trained: The agent has a trainer (harnesses skip datasets and budgets for the others).
     :param replace: Allow replacing an existing entry of the same name.
     :param family: The benchmark family the agent is made for (None: any task).
+    :param defaults: The settings the builder applies (see :class:`ModelEntry`); give them so that harnesses notice
+        when they change.
     :return: The new entry.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if name in _REGISTRY and not replace:
         raise ValueError(f"A model named {name!r} is registered already (pass replace=True to replace it)")
-    entry = ModelEntry(name, label, kind, builder, one_hot, needs_env_id, description, trained, family)
+    entry = ModelEntry(name, label, kind, builder, one_hot, needs_env_id, description, trained, family, dict(defaults or {}))
     _REGISTRY[name] = entry
     return entry
 
@@ -285,6 +320,8 @@ BC_SETTINGS: dict[str, Any] = {
     "segment_len": 10,
     "normalize_observations": False,
 }
+#: ElmurBC settings of the ELMUR entry on top of BC_SETTINGS: compile where the run is long enough to pay.
+ELMUR_BC: dict[str, Any] = {"compile_backbone": "auto"}
 #: PPO settings of the online track (the same for the three online agents).
 PPO_SETTINGS: dict[str, Any] = {
     "n_steps": 128,
@@ -299,6 +336,11 @@ PPO_SETTINGS: dict[str, Any] = {
 #: The harnesses' models run on the CPU unless an override asks for another device (``model_kwargs={"device": ...}``).
 DEVICE: dict[str, Any] = {"device": "cpu"}
 HEADS: dict[str, Any] = {"net_arch": {"pi": [64], "vf": [64]}, "ortho_init": False}
+#: Policies of the baselines: BC-LSTM (an actor LSTM), RecurrentPPO (actor and critic LSTMs), the MLPs.
+BC_LSTM_POLICY: dict[str, Any] = {**HEADS, "lstm_hidden_size": LSTM_HIDDEN, "enable_critic_lstm": False}
+RECURRENT_PPO_POLICY: dict[str, Any] = {**HEADS, "lstm_hidden_size": LSTM_HIDDEN_ONLINE, "enable_critic_lstm": True}
+BC_MLP_POLICY: dict[str, Any] = {"net_arch": {"pi": [128, 64], "vf": [64]}, "ortho_init": False}
+PPO_MLP_POLICY: dict[str, Any] = {"net_arch": {"pi": [128, 64], "vf": [128, 64]}, "ortho_init": False}
 
 
 def _elmur_policy(env: VecEnv) -> str:
@@ -336,7 +378,7 @@ def build_elmur_bc(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Agent:
     """ELMUR cloned with ElmurBC (K and the chunking follow the ELMUR config)."""
     overrides = _standardized_inputs(overrides)
     model, elmur = _build_elmur(env, seed, overrides, online=False)
-    settings = _take(overrides, {**BC_SETTINGS, "segment_len": elmur["segment_len"], "compile_backbone": "auto"})
+    settings = _take(overrides, {**BC_SETTINGS, "segment_len": elmur["segment_len"], **ELMUR_BC})
     _check_empty("elmur", overrides)
     return Agent(model, settings, train_bc)
 
@@ -346,9 +388,7 @@ def build_bc_lstm(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Agent:
     from sb3_contrib import RecurrentPPO
 
     overrides = _standardized_inputs(overrides)
-    policy_kwargs = _merged(
-        {**HEADS, "lstm_hidden_size": LSTM_HIDDEN, "enable_critic_lstm": False}, overrides.pop("policy_kwargs", None)
-    )
+    policy_kwargs = _merged(BC_LSTM_POLICY, overrides.pop("policy_kwargs", None))
     model_kwargs = _merged(DEVICE, overrides.pop("model_kwargs", None))
     model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **model_kwargs)
     settings = _take(overrides, BC_SETTINGS)
@@ -361,8 +401,7 @@ def build_bc_mlp(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Agent:
     from stable_baselines3 import PPO
 
     overrides = _standardized_inputs(overrides)
-    net = {"net_arch": {"pi": [128, 64], "vf": [64]}, "ortho_init": False}
-    policy_kwargs = _merged(net, overrides.pop("policy_kwargs", None))
+    policy_kwargs = _merged(BC_MLP_POLICY, overrides.pop("policy_kwargs", None))
     model_kwargs = _merged(DEVICE, overrides.pop("model_kwargs", None))
     model = PPO(_sb3_policy(env, "MlpPolicy"), env, seed=seed, policy_kwargs=policy_kwargs, **model_kwargs)
     settings = _take(overrides, BC_SETTINGS)
@@ -381,9 +420,7 @@ def build_recurrent_ppo(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Ag
     """sb3-contrib's RecurrentPPO (LSTM actor and critic) trained online."""
     from sb3_contrib import RecurrentPPO
 
-    policy_kwargs = _merged(
-        {**HEADS, "lstm_hidden_size": LSTM_HIDDEN_ONLINE, "enable_critic_lstm": True}, overrides.pop("policy_kwargs", None)
-    )
+    policy_kwargs = _merged(RECURRENT_PPO_POLICY, overrides.pop("policy_kwargs", None))
     model_kwargs = _merged({**DEVICE, **PPO_SETTINGS}, overrides.pop("model_kwargs", None))
     model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **model_kwargs)
     _check_empty("recurrent-ppo", overrides)
@@ -394,8 +431,7 @@ def build_ppo_mlp(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Agent:
     """SB3's PPO with an MLP (no memory) trained online."""
     from stable_baselines3 import PPO
 
-    net = {"net_arch": {"pi": [128, 64], "vf": [128, 64]}, "ortho_init": False}
-    policy_kwargs = _merged(net, overrides.pop("policy_kwargs", None))
+    policy_kwargs = _merged(PPO_MLP_POLICY, overrides.pop("policy_kwargs", None))
     model_kwargs = _merged({**DEVICE, **PPO_SETTINGS}, overrides.pop("model_kwargs", None))
     model = PPO(_sb3_policy(env, "MlpPolicy"), env, seed=seed, policy_kwargs=policy_kwargs, **model_kwargs)
     _check_empty("ppo-mlp", overrides)
@@ -522,17 +558,59 @@ def build_expert(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Agent:
     return Agent(ExpertPolicy(env_id, seeds), {})
 
 
-register_model("elmur", "ELMUR", "offline", build_elmur_bc, description="ElmurBC on an ElmurPPO policy")
+_CLONED = {"bc": BC_SETTINGS, "device": DEVICE}
+_ONLINE = {"ppo": PPO_SETTINGS, "device": DEVICE}
 register_model(
-    "bc-lstm", "BC-LSTM", "offline", build_bc_lstm, one_hot=True, description="ElmurBC on RecurrentPPO's MlpLstmPolicy"
+    "elmur",
+    "ELMUR",
+    "offline",
+    build_elmur_bc,
+    description="ElmurBC on an ElmurPPO policy",
+    defaults={"elmur_kwargs": ELMUR_KWARGS, "heads": HEADS, "elmur_bc": ELMUR_BC, **_CLONED},
 )
-register_model("bc-mlp", "BC-MLP", "offline", build_bc_mlp, description="ElmurBC on PPO's MlpPolicy (no memory)")
+register_model(
+    "bc-lstm",
+    "BC-LSTM",
+    "offline",
+    build_bc_lstm,
+    one_hot=True,
+    description="ElmurBC on RecurrentPPO's MlpLstmPolicy",
+    defaults={"policy": BC_LSTM_POLICY, **_CLONED},
+)
+register_model(
+    "bc-mlp",
+    "BC-MLP",
+    "offline",
+    build_bc_mlp,
+    description="ElmurBC on PPO's MlpPolicy (no memory)",
+    defaults={"policy": BC_MLP_POLICY, **_CLONED},
+)
 register_model("random", "Random", "offline", build_random, description="uniform random actions (no training)", trained=False)
-register_model("elmur-ppo", "ElmurPPO", "online", build_elmur_ppo, description="ElmurPPO trained online")
 register_model(
-    "recurrent-ppo", "RecurrentPPO", "online", build_recurrent_ppo, one_hot=True, description="sb3-contrib RecurrentPPO"
+    "elmur-ppo",
+    "ElmurPPO",
+    "online",
+    build_elmur_ppo,
+    description="ElmurPPO trained online",
+    defaults={"elmur_kwargs": ELMUR_KWARGS, "heads": HEADS, **_ONLINE},
 )
-register_model("ppo-mlp", "PPO-MLP", "online", build_ppo_mlp, description="SB3 PPO with an MLP (no memory)")
+register_model(
+    "recurrent-ppo",
+    "RecurrentPPO",
+    "online",
+    build_recurrent_ppo,
+    one_hot=True,
+    description="sb3-contrib RecurrentPPO",
+    defaults={"policy": RECURRENT_PPO_POLICY, **_ONLINE},
+)
+register_model(
+    "ppo-mlp",
+    "PPO-MLP",
+    "online",
+    build_ppo_mlp,
+    description="SB3 PPO with an MLP (no memory)",
+    defaults={"policy": PPO_MLP_POLICY, **_ONLINE},
+)
 register_model(
     "expert",
     "Expert",
@@ -545,12 +623,18 @@ register_model(
 )
 
 __all__ = [
+    "BC_LSTM_POLICY",
+    "BC_MLP_POLICY",
     "BC_SETTINGS",
+    "ELMUR_BC",
     "ELMUR_KWARGS",
     "KINDS",
     "LSTM_HIDDEN",
     "LSTM_HIDDEN_ONLINE",
+    "PPO_MLP_POLICY",
     "PPO_SETTINGS",
+    "RECURRENT_PPO_POLICY",
+    "UNRECORDED_DIGESTS",
     "Agent",
     "ExpertPolicy",
     "ModelEntry",

@@ -322,6 +322,28 @@ def test_standardize_flag_standardizes_every_task_and_keeps_the_default_otherwis
             assert mikasa_benchmark.bc_settings(task, args)["normalize_observations"] is expected
 
 
+def test_a_saved_run_is_reused_only_with_the_registry_settings_it_was_made_with(monkeypatch):
+    import argparse
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import mikasa_benchmark
+
+    from sb3_elmur import registry
+
+    entry, task = registry.get_model("elmur"), "RememberColor3-Memory-v0"
+    args = argparse.Namespace(updates=10, standardize=False, batched=False)
+    saved = mikasa_benchmark.budget(entry, 100, args, task)
+    before_digests = {key: value for key, value in saved.items() if key != "registry"}  # a run saved before digests
+    monkeypatch.setitem(registry.UNRECORDED_DIGESTS, "elmur", entry.defaults_digest())
+    assert mikasa_benchmark.matches(saved, saved, entry) and mikasa_benchmark.matches(before_digests, saved, entry)
+    monkeypatch.setitem(registry.ELMUR_KWARGS, "n_slots", 7)  # the registry's ELMUR changes
+    wanted = mikasa_benchmark.budget(entry, 100, args, task)
+    assert not mikasa_benchmark.matches(saved, wanted, entry) and not mikasa_benchmark.matches(before_digests, wanted, entry)
+    assert not mikasa_benchmark.matches({**wanted, "updates": 11}, wanted, entry)
+
+
 def _rollout(env, policy, n_steps: int) -> list:
     """Observations, rewards, dones and infos of ``n_steps`` steps of ``policy`` (an SB3-style predict)."""
     import torch

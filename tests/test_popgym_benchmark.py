@@ -153,7 +153,7 @@ def _run(tmp_path: Path, *extra: str) -> list[dict]:
     return bench.main([*argv, *extra])
 
 
-def test_offline_run_resume_and_corrupt_file(tmp_path, capsys):
+def test_offline_run_resume_and_corrupt_file(tmp_path, capsys, monkeypatch):
     results = _run(tmp_path)
     runs = sorted((tmp_path / "out" / "offline_runs").glob("*.json"))
     assert len(runs) == 2 * 5 == len(results)  # 2 tasks x (elmur, bc-lstm, bc-mlp, random, expert)
@@ -191,11 +191,38 @@ def test_offline_run_resume_and_corrupt_file(tmp_path, capsys):
     _run(tmp_path, "elmur.learning_rate=0.002")
     captured = capsys.readouterr()
     assert "other settings" in captured.err and "8 done already, 2 to do" in captured.out
+    # ... and the runs of a model whose settings in the registry changed, with the same command line.
+    monkeypatch.setitem(registry.ELMUR_KWARGS, "n_slots", 3)
+    _run(tmp_path, "elmur.learning_rate=0.002")
+    captured = capsys.readouterr()
+    assert "other settings" in captured.err and "8 done already, 2 to do" in captured.out
+    assert json.loads(corrupt.read_text())["settings"]["defaults"] == get_model("elmur").defaults_digest()
     # A run of one task still reports both: the report covers every saved run of the track.
     argv = ["--data-dir", str(tmp_path / "data"), "--output", str(tmp_path / "out" / "offline"), *TINY]
     bench.main(["--tasks", TASKS[0], *argv, "elmur.learning_rate=0.002", "--report-only"])  # TINY ends with --set
     report = (tmp_path / "out" / "offline.md").read_text()
     assert all(f"| {bench.short_name(task)} |" in report for task in TASKS) and "(2 of 48:" in report
+
+
+def test_results_saved_before_the_registry_digest_stay_valid_until_the_registry_changes(tmp_path, monkeypatch):
+    settings = {"eval_episodes": 4, "overrides": {}}
+    legacy = bench.RunSpec("offline", TASKS[0], "elmur", 0, settings)  # how a result was fingerprinted before
+    result = {"eval": {"sampled": {"mean": 0.5}, "greedy": {"mean": 0.5}}, "fingerprint": legacy.fingerprint()}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({**result, "settings": settings}))
+
+    def spec() -> bench.RunSpec:
+        digest = get_model("elmur").defaults_digest()
+        return bench.RunSpec("offline", TASKS[0], "elmur", 0, {**settings, "defaults": digest}, str(path))
+
+    monkeypatch.setitem(registry.UNRECORDED_DIGESTS, "elmur", get_model("elmur").defaults_digest())
+    assert bench.load_result(spec()) is not None, "made with the registry's settings of the time"
+    monkeypatch.setitem(registry.BC_SETTINGS, "updates", 1999)
+    assert bench.load_result(spec()) is None, "the registry's BC settings changed since"
+    monkeypatch.setitem(registry.BC_SETTINGS, "updates", 2000)
+    assert bench.load_result(spec()) is not None
+    path.write_text(json.dumps({**result, "settings": {**settings, "defaults": "another"}}))
+    assert bench.load_result(spec()) is None, "a result with a digest must match it"
 
 
 def test_custom_registry_entry_runs_in_the_harness(tmp_path):
