@@ -560,67 +560,26 @@ def build_expert(env: VecEnv, seed: int, overrides: dict[str, Any]) -> Agent:
 
 _CLONED = {"bc": BC_SETTINGS, "device": DEVICE}
 _ONLINE = {"ppo": PPO_SETTINGS, "device": DEVICE}
-register_model(
-    "elmur",
-    "ELMUR",
-    "offline",
-    build_elmur_bc,
-    description="ElmurBC on an ElmurPPO policy",
-    defaults={"elmur_kwargs": ELMUR_KWARGS, "heads": HEADS, "elmur_bc": ELMUR_BC, **_CLONED},
-)
-register_model(
-    "bc-lstm",
-    "BC-LSTM",
-    "offline",
-    build_bc_lstm,
-    one_hot=True,
-    description="ElmurBC on RecurrentPPO's MlpLstmPolicy",
-    defaults={"policy": BC_LSTM_POLICY, **_CLONED},
-)
-register_model(
-    "bc-mlp",
-    "BC-MLP",
-    "offline",
-    build_bc_mlp,
-    description="ElmurBC on PPO's MlpPolicy (no memory)",
-    defaults={"policy": BC_MLP_POLICY, **_CLONED},
-)
-register_model("random", "Random", "offline", build_random, description="uniform random actions (no training)", trained=False)
-register_model(
-    "elmur-ppo",
-    "ElmurPPO",
-    "online",
-    build_elmur_ppo,
-    description="ElmurPPO trained online",
-    defaults={"elmur_kwargs": ELMUR_KWARGS, "heads": HEADS, **_ONLINE},
-)
-register_model(
-    "recurrent-ppo",
-    "RecurrentPPO",
-    "online",
-    build_recurrent_ppo,
-    one_hot=True,
-    description="sb3-contrib RecurrentPPO",
-    defaults={"policy": RECURRENT_PPO_POLICY, **_ONLINE},
-)
-register_model(
-    "ppo-mlp",
-    "PPO-MLP",
-    "online",
-    build_ppo_mlp,
-    description="SB3 PPO with an MLP (no memory)",
-    defaults={"policy": PPO_MLP_POLICY, **_ONLINE},
-)
-register_model(
-    "expert",
-    "Expert",
-    "reference",
-    build_expert,
-    needs_env_id=True,
-    description="the POPGym task's history-based expert",
-    trained=False,
-    family="popgym",
-)
+# name, label, kind, builder, and the other arguments of register_model (defaults: the settings the builder applies)
+_ENTRIES: list[tuple[str, str, Kind, Builder, dict[str, Any]]] = [
+    ("elmur", "ELMUR", "offline", build_elmur_bc, {"description": "ElmurBC on an ElmurPPO policy",
+     "defaults": {"elmur_kwargs": ELMUR_KWARGS, "heads": HEADS, "elmur_bc": ELMUR_BC, **_CLONED}}),
+    ("bc-lstm", "BC-LSTM", "offline", build_bc_lstm, {"one_hot": True,
+     "description": "ElmurBC on RecurrentPPO's MlpLstmPolicy", "defaults": {"policy": BC_LSTM_POLICY, **_CLONED}}),
+    ("bc-mlp", "BC-MLP", "offline", build_bc_mlp, {"description": "ElmurBC on PPO's MlpPolicy (no memory)",
+     "defaults": {"policy": BC_MLP_POLICY, **_CLONED}}),
+    ("random", "Random", "offline", build_random, {"description": "uniform random actions (no training)", "trained": False}),
+    ("elmur-ppo", "ElmurPPO", "online", build_elmur_ppo, {"description": "ElmurPPO trained online",
+     "defaults": {"elmur_kwargs": ELMUR_KWARGS, "heads": HEADS, **_ONLINE}}),
+    ("recurrent-ppo", "RecurrentPPO", "online", build_recurrent_ppo, {"one_hot": True,
+     "description": "sb3-contrib RecurrentPPO", "defaults": {"policy": RECURRENT_PPO_POLICY, **_ONLINE}}),
+    ("ppo-mlp", "PPO-MLP", "online", build_ppo_mlp, {"description": "SB3 PPO with an MLP (no memory)",
+     "defaults": {"policy": PPO_MLP_POLICY, **_ONLINE}}),
+    ("expert", "Expert", "reference", build_expert, {"needs_env_id": True, "trained": False, "family": "popgym",
+     "description": "the POPGym task's history-based expert"}),
+]  # fmt: skip
+for _name, _label, _kind, _builder, _options in _ENTRIES:
+    register_model(_name, _label, _kind, _builder, **_options)
 
 __all__ = [
     "BC_LSTM_POLICY",
