@@ -131,7 +131,10 @@ def run(
     else:
         env = make_mikasa_vec_env(task, n_envs=args.n_envs if online else 1, seed=train_seed, **CONTROL)
     cloned = entry.trained and not online
-    agent = entry.build(env, seed, bc_settings(task, args) if cloned else {})
+    overrides = bc_settings(task, args) if cloned else {}
+    if entry.trained and args.device != "cpu":  # the registry's models run on the CPU unless asked otherwise
+        overrides["model_kwargs"] = {"device": args.device}
+    agent = entry.build(env, seed, overrides)
     curve = TrainingSuccess(args.eval_freq) if online else None
     inputs = TrainingInputs(dataset=data, total_timesteps=args.timesteps, callback=curve, seed=seed, progress_bar=online)
     start = time.perf_counter()
@@ -336,6 +339,7 @@ def main() -> None:
         help="online: the training envs as one batched ManiSkill env (MikasaBatchedVecEnv: the GPU backend where a GPU "
         "is, episodes to the time limit; on a CPU only with --n-envs 1)",
     )
+    parser.add_argument("--device", default="cpu", help="torch device of the trained models (e.g. cuda)")
     parser.add_argument("--eval-freq", type=int, help="online: steps between learning-curve points")
     parser.add_argument("--eval-episodes", type=int)
     parser.add_argument(
