@@ -50,7 +50,8 @@ def make_agents(setting: str, env_id: str, args: argparse.Namespace) -> dict[str
         return models
     compiled = {"compile_backbone": True, "compile_acting": args.compile_acting}
     return {
-        "elmur": ElmurPPO("MlpElmurPolicy", envs["elmur"], seed=args.seed),
+        # Eager: the default compile_backbone="auto" could compile a long enough run.
+        "elmur": ElmurPPO("MlpElmurPolicy", envs["elmur"], seed=args.seed, policy_kwargs={"compile_backbone": False}),
         "compiled": ElmurPPO("MlpElmurPolicy", envs["compiled"], seed=args.seed, policy_kwargs=compiled),
         "lstm": RecurrentPPO("MlpLstmPolicy", envs["lstm"], seed=args.seed),
         "mlp": PPO("MlpPolicy", envs["mlp"], seed=args.seed),

@@ -86,16 +86,16 @@ def test_compile_backbone_routes_training_only_through_the_compiled_path(monkeyp
     monkeypatch.setattr(policy, "_parallel_forward", parallel_forward)
     ElmurBC(model, data, batch_size=4, seed=0, compile_backbone=True).learn(2, progress_bar=False)
     assert seen and all(seen)
-    assert policy.compile_backbone is False, "the model's own setting is restored after training"
+    assert policy.compile_backbone == "auto", "the model's own setting is restored after training"
     seen.clear()
-    ElmurBC(model, data, batch_size=4, seed=0).learn(2, progress_bar=False)  # None: the policy's setting
+    ElmurBC(model, data, batch_size=4, seed=0).learn(2, progress_bar=False)  # "auto": eager while it times updates
     assert seen and not any(seen)
     with policy.compiled_training(True):
         assert policy.compile_backbone
         with pytest.raises(RuntimeError), policy.compiled_training(None):
             raise RuntimeError  # restored even when training fails
         assert policy.compile_backbone
-    assert policy.compile_backbone is False
+    assert policy.compile_backbone == "auto"
 
 
 @pytest.mark.parametrize("compile_seconds, compiles", [(0.0, True), (1e9, False)])
@@ -103,6 +103,7 @@ def test_auto_compile_times_eager_updates_then_compiles_only_where_it_pays(monke
     """compile_backbone="auto": the first updates run eagerly and are timed; the rest runs compiled only where
     compile_pays says the compilation is won back (here forced both ways through its cost)."""
     import sb3_elmur.bc.elmur_bc as elmur_bc
+    import sb3_elmur.common.compilation as compilation
 
     _, data, model = setup(n_episodes=8)
     policy = model.policy
@@ -114,7 +115,7 @@ def test_auto_compile_times_eager_updates_then_compiles_only_where_it_pays(monke
         return eager
 
     monkeypatch.setattr(policy, "_parallel_forward", parallel_forward)
-    monkeypatch.setattr(elmur_bc, "COMPILE_SECONDS", compile_seconds)
+    monkeypatch.setattr(compilation, "COMPILE_SECONDS", compile_seconds)
     trainer = ElmurBC(model, data, batch_size=4, seed=0, compile_backbone="auto")
     trainer.learn(8, progress_bar=False)
     timed = elmur_bc.AUTO_TIMED_UPDATES + 1
@@ -123,14 +124,14 @@ def test_auto_compile_times_eager_updates_then_compiles_only_where_it_pays(monke
     assert not any(seen[: timed * per_update]), "the timed updates are eager"
     assert all(flag is compiles for flag in seen[timed * per_update :])
     assert trainer.compile_backbone is compiles
-    assert policy.compile_backbone is False
+    assert policy.compile_backbone == "auto", "the model keeps its own setting"
     out, err = capsys.readouterr()
     assert "compile_backbone='auto'" in err and not out, "the decision goes to stderr (stdout may carry a protocol)"
 
 
 def test_compile_pays_weighs_the_eager_time_left_against_a_compilation():
     from sb3_elmur.bc import compile_pays
-    from sb3_elmur.bc.elmur_bc import COMPILE_SECONDS, COMPILED_SPEEDUP
+    from sb3_elmur.common.compilation import COMPILE_SECONDS, COMPILED_SPEEDUP
 
     # Break-even: COMPILE_SECONDS of compilation against the (1 - 1 / speedup) share of the eager time it saves.
     break_even = COMPILE_SECONDS / (1 - 1 / COMPILED_SPEEDUP)

@@ -265,3 +265,68 @@ def test_backbone_lr_scale_follows_the_schedule_and_survives_save_load(tmp_path)
     assert len(make_model().policy.optimizer.param_groups) == 1
     with pytest.raises(ValueError, match="backbone_lr_scale"):
         ElmurPPO("MlpElmurPolicy", env, n_steps=16, policy_kwargs={**TINY, "backbone_lr_scale": 0.0})
+
+
+def short_rollouts_model(policy_extra: dict | None = None) -> ElmurPPO:
+    env = make_vec_env(RecallEnv, n_envs=2, seed=0)
+    policy_kwargs = {**TINY, **(policy_extra or {})}
+    return ElmurPPO("MlpElmurPolicy", env, n_steps=8, batch_size=16, n_epochs=1, seed=0, policy_kwargs=policy_kwargs)
+
+
+@pytest.mark.parametrize("compile_seconds, compiles", [(0.0, True), (1e9, False)])
+def test_auto_compile_times_eager_updates_then_compiles_only_where_it_pays(monkeypatch, capsys, compile_seconds, compiles):
+    """compile_backbone="auto" (the default): the first updates of a learn call run eagerly and are timed; the rest
+    runs through the compiled path only where compile_pays says the compilation is won back (forced both ways through
+    its cost; torch.compile replaced by the function itself, to test the routing without a compilation)."""
+    import sb3_elmur.common.compilation as compilation
+    from sb3_elmur.ppo import ppo_elmur
+
+    monkeypatch.setattr(compilation, "COMPILE_SECONDS", compile_seconds)
+    monkeypatch.setattr(th, "compile", lambda fn, **kwargs: fn)
+    model = short_rollouts_model()
+    policy = model.policy
+    assert policy.compile_backbone == "auto"
+    routes: list[bool] = []
+    parallel_forward = policy._parallel_forward
+
+    def recording():
+        routes.append(policy.compile_backbone is True)
+        return parallel_forward()
+
+    monkeypatch.setattr(policy, "_parallel_forward", recording)
+    model.learn(6 * 8 * 2)  # 6 updates
+    timed = ppo_elmur.AUTO_TIMED_UPDATES + 1
+    per_update = len(routes) // 6
+    assert per_update and len(routes) == 6 * per_update
+    assert not any(routes[: timed * per_update]), "the timed updates are eager"
+    assert all(flag is compiles for flag in routes[timed * per_update :])
+    assert (policy._compiled_forward is not None) is compiles
+    assert policy.compile_backbone == "auto", "the model keeps its setting (saved with it)"
+    err = capsys.readouterr().err
+    assert ("compiling the backbone's training path" in err) is compiles
+    # The next learn call decides again, from its own budget.
+    routes.clear()
+    monkeypatch.setattr(compilation, "COMPILE_SECONDS", 1e9)
+    model.learn(3 * 8 * 2, reset_num_timesteps=False)
+    assert routes and not any(routes)
+
+
+def test_a_failed_compilation_warns_and_training_goes_on_eagerly(monkeypatch):
+    import torch._dynamo.exc
+
+    def broken_compile(fn, **kwargs):
+        def compiled(*args, **kwargs):
+            raise torch._dynamo.exc.TorchDynamoException("no C++ compiler found")
+
+        return compiled
+
+    monkeypatch.setattr(th, "compile", broken_compile)
+    model = short_rollouts_model({"compile_backbone": True})
+    with pytest.warns(UserWarning, match="no C.. compiler found.*training goes on eagerly"):
+        model.learn(2 * 8 * 2)
+    reference = short_rollouts_model({"compile_backbone": False})  # seeds the generators as the first did
+    reference.learn(2 * 8 * 2)
+    for mine, theirs in zip(model.policy.parameters(), reference.policy.parameters(), strict=True):
+        assert th.equal(mine, theirs), "the eager fallback trains exactly as eager training"
+    with pytest.raises(ValueError, match="compile_backbone"):
+        short_rollouts_model({"compile_backbone": "yes"})

@@ -25,6 +25,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import set_random_seed
 
+from sb3_elmur.common.compilation import compile_pays
 from sb3_elmur.common.normalization import set_observation_statistics
 from sb3_elmur.common.policies import ElmurActorCriticPolicy
 from sb3_elmur.common.sequence import actor_sequence, check_sequence_policy, detach_carry
@@ -33,25 +34,6 @@ from sb3_elmur.elmur import pack_rows, segment_blocks
 
 #: ``compile_backbone="auto"``: eager updates timed (after the first) before deciding.
 AUTO_TIMED_UPDATES = 3
-#: Seconds a first compilation of the backbone's training path costs (the T-Maze protocol's model on 2 CPU cores, an
-#: empty compile cache: 106 s; docs/results/bc_compile_once.md). With torch's on-disk cache warm it is far less.
-COMPILE_SECONDS = 100.0
-#: How many times faster a compiled update is than an eager one, about (on a CPU: 1.9x on the T-Maze protocol, 2.3x
-#: on POPGym's PositionOnlyCartPoleEasy; docs/bc.md).
-COMPILED_SPEEDUP = 2.0
-
-
-def compile_pays(seconds_per_update: float, updates_left: int) -> bool:
-    """
-    Whether compiling the rest of a run saves time: the eager time left, ``seconds_per_update * updates_left``, against
-    :data:`COMPILE_SECONDS` plus that time divided by :data:`COMPILED_SPEEDUP`.
-
-    :param seconds_per_update: Measured seconds of an eager update.
-    :param updates_left: Updates still to make.
-    :return: True where the compiled rest of the run is expected to be shorter.
-    """
-    eager = seconds_per_update * updates_left
-    return COMPILE_SECONDS + eager / COMPILED_SPEEDUP < eager
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, final_fraction: float = 0.0):
@@ -91,7 +73,8 @@ class ElmurBC:
         ``torch.distributed`` is initialised, else none. Give every process the same model (seed) and dataset;
         only rank 0 shows a progress bar and writes TensorBoard logs; save checkpoints from rank 0.
     :param compile_backbone: ELMUR policies: train through ``torch.compile`` of the backbone's parallel path
-        (True) or eagerly (False); None follows the policy's own ``compile_backbone``; ``"auto"`` (the default) times
+        (True) or eagerly (False); None follows the policy's own ``compile_backbone`` (its ``"auto"`` too); ``"auto"`` (the
+        default) times
         the first eager updates and compiles only when the rest of the run is long enough to win back a first
         compilation (:func:`compile_pays`; the decision is printed to stderr). Only training is affected: the model keeps its
         setting for acting, evaluation and saving. On a CPU a compiled update is about 2x faster on T-Maze and more
@@ -158,6 +141,8 @@ class ElmurBC:
         self.tensorboard_log = tensorboard_log
         if compile_backbone not in (True, False, None, "auto"):
             raise ValueError(f"compile_backbone must be True, False, None or 'auto', got {compile_backbone!r}")
+        if compile_backbone is None and getattr(model.policy, "compile_backbone", None) == "auto":
+            compile_backbone = "auto"  # the policy's own setting
         #: The setting of the coming updates; ``"auto"`` until :meth:`learn` has timed the first eager updates.
         self.compile_backbone: bool | str | None = compile_backbone
         # Batch order derives from (seed, update index): a resumed run draws the same batches.

@@ -1,6 +1,7 @@
 """The ELMUR actor-critic policy: SB3's ActorCriticPolicy with an ELMUR backbone between features and heads."""
 
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +24,7 @@ from stable_baselines3.common.utils import get_device
 from torch import nn
 
 from sb3_elmur.common.checks import check_state_values
+from sb3_elmur.common.compilation import compile_errors
 from sb3_elmur.common.type_aliases import SegmentBatch, TensorObs
 from sb3_elmur.elmur import ElmurBackbone, ElmurConfig, MemoryState, StreamState
 
@@ -118,9 +120,12 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
     :param enable_critic_backbone: The critic has a backbone of its own (as ``enable_critic_lstm``).
         With both options False the critic is a linear layer on the features (no memory).
     :param compile_backbone: Train through ``torch.compile`` of the backbone's parallel path (acting stays
-        eager). About 2.4x faster PPO updates on a CPU at RL sizes; the first compilation of a model shape
-        takes 1-2 minutes on a 2-core CPU, later runs reuse torch's on-disk cache (a few seconds). Worth it
-        for long runs or repeated runs of one configuration (ElmurBC trains through it too); see docs/ppo.md.
+        eager): True, False, or ``"auto"`` (the default): ElmurPPO times its first eager updates and compiles the rest
+        of a ``learn`` call where that is long enough to win back a first compilation
+        (:func:`~sb3_elmur.common.compilation.compile_pays`); ElmurBC decides the same way. About 2.4x faster PPO
+        updates on a CPU at RL sizes; the first compilation of a model shape takes 1-2 minutes on a 2-core CPU, later
+        runs reuse torch's on-disk cache (a few seconds). A compilation that fails (no C++ compiler, ...) is reported
+        with a warning and training goes on eagerly. See docs/ppo.md.
     :param compile_acting: Act through the backbone's compiled branch-free step
         (:meth:`~sb3_elmur.elmur.ElmurBackbone.compile_step`: two graphs, with and without the commit). Measured on
         a CPU with the envs in phase: acting steps 3.7x faster than eager at 1 env, 2.6x at 8 and 1.4x at 64. Envs
@@ -153,7 +158,7 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         elmur_kwargs: ElmurConfig | dict[str, Any] | None = None,
         shared_backbone: bool = False,
         enable_critic_backbone: bool = True,
-        compile_backbone: bool = False,
+        compile_backbone: bool | str = "auto",
         compile_acting: bool = False,
         backbone_lr_scale: float = 1.0,
     ):
@@ -184,8 +189,11 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
         )
         self.shared_backbone = shared_backbone
         self.enable_critic_backbone = enable_critic_backbone
+        if compile_backbone not in (True, False, "auto"):
+            raise ValueError(f"compile_backbone must be True, False or 'auto', got {compile_backbone!r}")
         self.compile_backbone = compile_backbone
         self.compile_acting = compile_acting
+        self._compile_failed = False
         self._compiled_forward: Any = None
         self._compiled_forward_any_batch: Any = None
         self._any_batch = False
@@ -415,18 +423,42 @@ class ElmurActorCriticPolicy(ActorCriticPolicy):
             self.compile_backbone, self._any_batch = previous
 
     def _parallel_forward(self) -> Any:
-        """The backbone's parallel path, compiled on first use when ``compile_backbone`` is set."""
-        if not self.compile_backbone:
+        """
+        The backbone's parallel path: compiled on first use when ``compile_backbone`` is True (``"auto"``: eager until
+        the algorithm has decided, :meth:`compiled_training`), eager after a compilation failed.
+        """
+        if self.compile_backbone is not True or self._compile_failed:
             return self.backbone.forward_towers
         if self._any_batch:
             if self._compiled_forward_any_batch is None:
                 # A symbolic batch size from the start: one compilation for every number of rows.
-                self._compiled_forward_any_batch = self.backbone.compile_parallel(dynamic_batch=True)
+                self._compiled_forward_any_batch = self._eager_if_compilation_fails(
+                    self.backbone.compile_parallel(dynamic_batch=True)
+                )
             return self._compiled_forward_any_batch
         if self._compiled_forward is None:
             # Fixed shapes: PPO minibatches all have the same size, so one compilation serves a whole run.
-            self._compiled_forward = self.backbone.compile_parallel()
+            self._compiled_forward = self._eager_if_compilation_fails(self.backbone.compile_parallel())
         return self._compiled_forward
+
+    def _eager_if_compilation_fails(self, compiled: Any) -> Any:
+        """``compiled``, falling back for good to the eager path (with a warning) when its compilation fails."""
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            if not self._compile_failed:
+                try:
+                    return compiled(*args, **kwargs)
+                except compile_errors() as error:
+                    self._compile_failed = True
+                    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                    warnings.warn(
+                        f"torch.compile of the ELMUR backbone failed ({type(error).__name__}: {message[:300]}); "
+                        "training goes on eagerly (compile_backbone=False avoids the attempt)",
+                        stacklevel=2,
+                    )
+            return self.backbone.forward_towers(*args, **kwargs)
+
+        return forward
 
     def _sequence(
         self, obs: SegmentBatch, memory_bptt: int | None = -1, final_memory: bool = True

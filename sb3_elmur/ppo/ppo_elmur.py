@@ -1,5 +1,8 @@
 """ElmurPPO: PPO with an ELMUR memory policy, a drop-in replacement for sb3-contrib's RecurrentPPO."""
 
+import math
+import sys
+import time
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -16,11 +19,14 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_elmur.common.buffers import ElmurDictRolloutBuffer, ElmurRolloutBuffer, SegmentContext
 from sb3_elmur.common.checks import check_finite_transition
+from sb3_elmur.common.compilation import compile_pays
 from sb3_elmur.common.policies import ElmurActorCriticPolicy, update_scaled_learning_rate
 from sb3_elmur.elmur import ElmurConfig, StreamState
 from sb3_elmur.ppo.policies import CnnElmurPolicy, MlpElmurPolicy, MultiInputElmurPolicy
 
 SelfElmurPPO = TypeVar("SelfElmurPPO", bound="ElmurPPO")
+#: ``compile_backbone="auto"``: eager updates timed (after the first, which pays one-time costs) before deciding.
+AUTO_TIMED_UPDATES = 1
 
 
 class ElmurPPO(PPO):
@@ -139,6 +145,9 @@ class ElmurPPO(PPO):
         self.segments_per_sample = segments_per_sample
         self._last_states: StreamState | None = None
         self._segment_context: SegmentContext | None = None
+        #: ``compile_backbone="auto"``: the decision of the current ``learn`` call (None: not yet) and the timed updates.
+        self._compile_decision: bool | None = None
+        self._eager_update_seconds: list[float] = []
         if isinstance(self.policy_class, type) and issubclass(self.policy_class, ElmurActorCriticPolicy):
             # Saved with every setting, so that the model still loads after a change of the defaults.
             config = ElmurConfig.coerce(self.policy_kwargs.get("elmur_kwargs"))
@@ -312,6 +321,7 @@ class ElmurPPO(PPO):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfElmurPPO:
+        self._compile_decision, self._eager_update_seconds = None, []  # "auto" decides for each learn call
         return super().learn(
             total_timesteps=total_timesteps,
             callback=callback,
@@ -321,6 +331,37 @@ class ElmurPPO(PPO):
             progress_bar=progress_bar,
         )
 
+    def train(self) -> None:
+        """
+        SB3's PPO update. With the policy's ``compile_backbone="auto"`` the first updates of a ``learn`` call run
+        eagerly and are timed (:data:`AUTO_TIMED_UPDATES` after the first); the rest of the call then runs through
+        ``torch.compile`` where :func:`~sb3_elmur.common.compilation.compile_pays` says the updates left win back a
+        first compilation, else eagerly (logged as ``train/compiled_backbone``; printed to stderr when it compiles).
+        """
+        if self.policy.compile_backbone != "auto":
+            super().train()
+            return
+        started = time.perf_counter()
+        with self.policy.compiled_training(bool(self._compile_decision)):
+            super().train()
+        if self._compile_decision is None:
+            self._eager_update_seconds.append(time.perf_counter() - started)
+            if len(self._eager_update_seconds) > AUTO_TIMED_UPDATES:
+                self._decide_compile(float(np.median(self._eager_update_seconds[1:])))
+        self.logger.record("train/compiled_backbone", int(bool(self._compile_decision)))
+
+    def _decide_compile(self, seconds_per_update: float) -> None:
+        """``compile_backbone="auto"``: compile the updates left in this ``learn`` call if that pays."""
+        steps_left = max(0, self._total_timesteps - self.num_timesteps)
+        updates_left = math.ceil(steps_left / (self.n_steps * self.n_envs))
+        self._compile_decision = compile_pays(seconds_per_update, updates_left)
+        if self._compile_decision or self.verbose >= 1:
+            choice = "compiling the backbone's training path" if self._compile_decision else "staying eager"
+            print(
+                f"compile_backbone='auto': {seconds_per_update:.2f} s per eager update, {updates_left} to go: {choice}",
+                file=sys.stderr,
+            )
+
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
         """SB3's schedule update, keeping the policy's per-group scales (``backbone_lr_scale``)."""
         learning_rate = self.lr_schedule(self._current_progress_remaining)
@@ -329,4 +370,10 @@ class ElmurPPO(PPO):
             update_scaled_learning_rate(optimizer, learning_rate)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_last_states", "_segment_context"]
+        return [
+            *super()._excluded_save_params(),
+            "_last_states",
+            "_segment_context",
+            "_compile_decision",
+            "_eager_update_seconds",
+        ]
