@@ -877,12 +877,18 @@ def plot(results: list[dict[str, Any]], tasks: list[str], models: list[str], tra
 
 
 # ---------------------------------------------------------------------------------------------------- main
+#: Values of ``--set`` written as Python literals.
+PYTHON_LITERALS: dict[str, Any] = {"True": True, "False": False, "None": None}
+
+
 def parse_overrides(values: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """
     ``["elmur.updates=500", "bc-lstm.learning_rate=3e-3", "elmur.elmur_kwargs={\\"n_slots\\": 2}"]`` ->
     ``{"elmur": {"updates": 500, ...}, ...}``; ``*.updates=500`` applies to every model given later in ``models``.
 
-    :param values: ``model.key=value`` strings; values are parsed as JSON when they can be.
+    :param values: ``model.key=value`` strings; values are parsed as JSON when they can be, ``True``, ``False`` and
+        ``None`` as Python's (so that ``normalize_observations=False`` is not the true string ``"False"``), anything
+        else stays a string.
     """
     overrides: dict[str, dict[str, Any]] = {}
     for item in values or []:
@@ -893,7 +899,7 @@ def parse_overrides(values: Sequence[str] | None) -> dict[str, dict[str, Any]]:
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
-            parsed = value
+            parsed = PYTHON_LITERALS.get(value, value)
         overrides.setdefault(model, {})[key] = parsed
     return overrides
 

@@ -78,6 +78,18 @@ def test_registry_overrides():
         get_model("bc-mlp").build(env, 0).fit(TrainingInputs())
 
 
+def test_set_values_are_json_or_python_literals():
+    values = ["*.normalize_observations=False", "elmur.pack=True", "elmur.updates=5", 'elmur.elmur_kwargs={"n_slots": 2}']
+    values += ["bc-mlp.normalize_observations=true", "bc-mlp.tensorboard_log=None", "bc-lstm.tensorboard_log=runs/x"]
+    parsed = bench.parse_overrides(values)
+    assert parsed["*"] == {"normalize_observations": False}, "not the true string 'False'"
+    assert parsed["elmur"] == {"pack": True, "updates": 5, "elmur_kwargs": {"n_slots": 2}}
+    assert parsed["bc-mlp"] == {"normalize_observations": True, "tensorboard_log": None}
+    assert parsed["bc-lstm"] == {"tensorboard_log": "runs/x"}
+    with pytest.raises(ValueError, match=r"model\.key=value"):
+        bench.parse_overrides(["elmur.updates"])
+
+
 # ---------------------------------------------------------------------------------------------------- tasks, data
 def test_select_tasks():
     assert bench.select_tasks(["all"]) == list(POPGYM_IDS)
