@@ -37,7 +37,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_elmur.data import TrajectoryDataset
-from sb3_elmur.elmur import PAPER_LAYER
+from sb3_elmur.elmur import PAPER_LAYER, ElmurConfig
 
 Kind = Literal["offline", "online", "reference"]
 KINDS = ("offline", "online", "reference")
@@ -296,7 +296,7 @@ def train_online(agent: Agent, inputs: TrainingInputs) -> None:
 # ---------------------------------------------------------------------------------------------------- sizes
 #: ELMUR for POPGym episodes (up to ~1000 steps): segments of K = 10 steps, 4 slots per layer, 2 layers of width 32
 #: (about 94k parameters with the heads).
-ELMUR_KWARGS: dict[str, Any] = {
+ELMUR_SIZES: dict[str, Any] = {
     "d_model": 32,
     "n_layers": 2,
     "n_heads": 4,
@@ -304,7 +304,16 @@ ELMUR_KWARGS: dict[str, Any] = {
     "segment_len": 10,
     "n_slots": 4,
     "lru_lambda": 0.1,
-    **PAPER_LAYER,
+}
+#: The cloned ELMUR (offline): the paper's layer (plain residuals, no token shift), as the paper's protocol.
+ELMUR_KWARGS: dict[str, Any] = {**ELMUR_SIZES, **PAPER_LAYER}
+#: ElmurPPO online: ElmurPPO's own default layer (gated residuals, token shift; docs/ppo.md), what an SB3 user gets,
+#: in one layer (ElmurPPO's default depth; the gates' weights make one gated layer about RecurrentPPO's size here,
+#: 89k parameters against its 91k). Measured against the paper's layer in docs/popgym.md (online track).
+ELMUR_PPO_KWARGS: dict[str, Any] = {
+    **ELMUR_SIZES,
+    "n_layers": 1,
+    **{key: getattr(ElmurConfig(), key) for key in PAPER_LAYER},
 }
 #: The LSTM width that gives BC-LSTM about ELMUR's parameter count (both with a 64-unit policy head): 128 for the
 #: actor LSTM alone (BC, about 88k parameters); 96 when the critic has its own LSTM too (online, about 93k).
@@ -354,7 +363,7 @@ def _sb3_policy(env: VecEnv, base: str) -> str:
 def _build_elmur(env: VecEnv, seed: int, overrides: dict[str, Any], online: bool) -> tuple[Any, dict[str, Any]]:
     from sb3_elmur import ElmurPPO
 
-    elmur = _merged(ELMUR_KWARGS, overrides.pop("elmur_kwargs", None))
+    elmur = _merged(ELMUR_PPO_KWARGS if online else ELMUR_KWARGS, overrides.pop("elmur_kwargs", None))
     policy_kwargs = _merged({**HEADS, "elmur_kwargs": elmur}, overrides.pop("policy_kwargs", None))
     model_kwargs = _merged({**DEVICE, **(PPO_SETTINGS if online else {})}, overrides.pop("model_kwargs", None))
     model = ElmurPPO(_elmur_policy(env), env, seed=seed, policy_kwargs=policy_kwargs, **model_kwargs)
@@ -570,7 +579,7 @@ _ENTRIES: list[tuple[str, str, Kind, Builder, dict[str, Any]]] = [
      "defaults": {"policy": BC_MLP_POLICY, **_CLONED}}),
     ("random", "Random", "offline", build_random, {"description": "uniform random actions (no training)", "trained": False}),
     ("elmur-ppo", "ElmurPPO", "online", build_elmur_ppo, {"description": "ElmurPPO trained online",
-     "defaults": {"elmur_kwargs": ELMUR_KWARGS, "heads": HEADS, **_ONLINE}}),
+     "defaults": {"elmur_kwargs": ELMUR_PPO_KWARGS, "heads": HEADS, **_ONLINE}}),
     ("recurrent-ppo", "RecurrentPPO", "online", build_recurrent_ppo, {"one_hot": True,
      "description": "sb3-contrib RecurrentPPO", "defaults": {"policy": RECURRENT_PPO_POLICY, **_ONLINE}}),
     ("ppo-mlp", "PPO-MLP", "online", build_ppo_mlp, {"description": "SB3 PPO with an MLP (no memory)",
@@ -587,6 +596,8 @@ __all__ = [
     "BC_SETTINGS",
     "ELMUR_BC",
     "ELMUR_KWARGS",
+    "ELMUR_PPO_KWARGS",
+    "ELMUR_SIZES",
     "KINDS",
     "LSTM_HIDDEN",
     "LSTM_HIDDEN_ONLINE",
