@@ -108,8 +108,6 @@ class MikasaBatchedVecEnv(VecEnv):
             env = wrapper(env)
         self.env = env
         base: Any = env.unwrapped
-        if n_envs > 1 and getattr(base, "reconfiguration_freq", 0):
-            raise ValueError("partial resets need reconfiguration_freq=0 (pass it among the env's keyword arguments)")
         self.obs_mode = obs_mode
         self.ignore_terminations = ignore_terminations
         single = base.single_observation_space
