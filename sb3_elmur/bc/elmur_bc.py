@@ -25,7 +25,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import set_random_seed
 
-from sb3_elmur.common.compilation import compile_pays
+from sb3_elmur.common.compilation import compile_pays, decision_message, timed_seconds_per_update
 from sb3_elmur.common.normalization import set_observation_statistics
 from sb3_elmur.common.policies import ElmurActorCriticPolicy
 from sb3_elmur.common.sequence import actor_sequence, check_sequence_policy, detach_carry
@@ -73,15 +73,14 @@ class ElmurBC:
         ``torch.distributed`` is initialised, else none. Give every process the same model (seed) and dataset;
         only rank 0 shows a progress bar and writes TensorBoard logs; save checkpoints from rank 0.
     :param compile_backbone: ELMUR policies: train through ``torch.compile`` of the backbone's parallel path
-        (True) or eagerly (False); None follows the policy's own ``compile_backbone`` (its ``"auto"`` too); ``"auto"`` (the
-        default) times
-        the first eager updates and compiles only when the rest of the run is long enough to win back a first
-        compilation (:func:`compile_pays`; the decision is printed to stderr). Only training is affected: the model keeps its
-        setting for acting, evaluation and saving. On a CPU a compiled update is about 2x faster on T-Maze and more
-        on longer episodes; the first compilation of a model shape costs about 100 s on 2 cores (packed rows: one
-        compilation for every batch size), later runs reuse torch's on-disk cache (see docs/bc.md). Compiled and
-        eager updates compute the same numbers up to float rounding; pass True or False where runs must repeat bit
-        for bit. Ignored for LSTM and MLP policies.
+        (True) or eagerly (False); None follows the policy's own ``compile_backbone`` (its ``"auto"`` too); ``"auto"``
+        (the default) times the first eager updates and compiles only when the rest of the run is long enough to win
+        back a first compilation (:func:`compile_pays`; the decision is printed to stderr). Only training is affected:
+        the model keeps its setting for acting, evaluation and saving. On a CPU a compiled update is about 2x faster on
+        T-Maze and more on longer episodes; the first compilation of a model shape costs about 100 s on 2 cores
+        (packed rows: one compilation for every batch size), later runs reuse torch's on-disk cache (see docs/bc.md).
+        Compiled and eager updates compute the same numbers up to float rounding; pass True or False where runs must
+        repeat bit for bit. Ignored for LSTM and MLP policies.
     :param normalize_observations: Standardize the policy's inputs with the dataset's per-feature mean and std
         (Box observations; the policy must be built with ``policy_kwargs={"features_extractor_class":
         StandardizedFlattenExtractor}`` from :mod:`sb3_elmur.common.normalization`). The statistics live in the
@@ -299,8 +298,9 @@ class ElmurBC:
             stats = self.train_step(episodes)
             if self.compile_backbone == "auto" and isinstance(self.policy, ElmurActorCriticPolicy):
                 eager_seconds.append(time.perf_counter() - started)
-                if len(eager_seconds) > AUTO_TIMED_UPDATES:  # the first update pays one-time costs: not counted
-                    self._decide_compile(float(np.median(eager_seconds[1:])), n_updates - self.num_updates, progress)
+                seconds_per_update = timed_seconds_per_update(eager_seconds, AUTO_TIMED_UPDATES)
+                if seconds_per_update is not None:
+                    self._decide_compile(seconds_per_update, n_updates - self.num_updates, progress)
             if self._writer is not None and self.num_updates % log_interval == 0:
                 for key, value in stats.items():
                     self._writer.add_scalar(key, value, self.num_updates)
@@ -323,10 +323,7 @@ class ElmurBC:
             compiled = bool(flag.item())
         self.compile_backbone = compiled
         if self.rank == 0:
-            choice = "compiling the backbone's training path" if compiled else "staying eager"
-            message = (
-                f"compile_backbone='auto': {seconds_per_update * 1e3:.0f} ms per eager update, {updates_left} to go: {choice}"
-            )
+            message = decision_message(seconds_per_update, updates_left, compiled)
             if progress is not None:
                 progress.write(message, file=sys.stderr)
             else:

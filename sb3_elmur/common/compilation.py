@@ -3,6 +3,8 @@ When ``torch.compile`` of the backbone's training path pays for itself: the rule
 of ElmurPPO and ElmurBC, and the errors after which training goes on eagerly.
 """
 
+import numpy as np
+
 #: Seconds a first compilation of the backbone's training path costs (the T-Maze protocol's model on 2 CPU cores, an
 #: empty compile cache: 106 s; docs/results/bc_compile_once.md; PPO's minibatch shapes: 1-2 minutes). With torch's
 #: on-disk cache warm it is far less.
@@ -31,3 +33,20 @@ def compile_errors() -> tuple[type[Exception], ...]:
     import torch._inductor.exc
 
     return (torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.InductorError)
+
+
+def timed_seconds_per_update(seconds: list[float], timed_updates: int) -> float | None:
+    """
+    The seconds of an eager update once ``timed_updates`` updates after the first have been timed (the first pays
+    one-time costs and is not counted): their median; None while there are fewer.
+
+    :param seconds: Seconds of the eager updates so far, the first included.
+    :param timed_updates: Updates to time after the first.
+    """
+    return float(np.median(seconds[1:])) if len(seconds) > timed_updates else None
+
+
+def decision_message(seconds_per_update: float, updates_left: int, compiled: bool) -> str:
+    """The line ``compile_backbone="auto"`` prints (to stderr) when it decides."""
+    choice = "compiling the backbone's training path" if compiled else "staying eager"
+    return f"compile_backbone='auto': {seconds_per_update * 1e3:.0f} ms per eager update, {updates_left} to go: {choice}"

@@ -19,7 +19,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_elmur.common.buffers import ElmurDictRolloutBuffer, ElmurRolloutBuffer, SegmentContext
 from sb3_elmur.common.checks import check_finite_transition
-from sb3_elmur.common.compilation import compile_pays
+from sb3_elmur.common.compilation import compile_pays, decision_message, timed_seconds_per_update
 from sb3_elmur.common.policies import ElmurActorCriticPolicy, update_scaled_learning_rate
 from sb3_elmur.elmur import ElmurConfig, StreamState
 from sb3_elmur.ppo.policies import CnnElmurPolicy, MlpElmurPolicy, MultiInputElmurPolicy
@@ -346,8 +346,9 @@ class ElmurPPO(PPO):
             super().train()
         if self._compile_decision is None:
             self._eager_update_seconds.append(time.perf_counter() - started)
-            if len(self._eager_update_seconds) > AUTO_TIMED_UPDATES:
-                self._decide_compile(float(np.median(self._eager_update_seconds[1:])))
+            seconds_per_update = timed_seconds_per_update(self._eager_update_seconds, AUTO_TIMED_UPDATES)
+            if seconds_per_update is not None:
+                self._decide_compile(seconds_per_update)
         self.logger.record("train/compiled_backbone", int(bool(self._compile_decision)))
 
     def _decide_compile(self, seconds_per_update: float) -> None:
@@ -356,11 +357,7 @@ class ElmurPPO(PPO):
         updates_left = math.ceil(steps_left / (self.n_steps * self.n_envs))
         self._compile_decision = compile_pays(seconds_per_update, updates_left)
         if self._compile_decision or self.verbose >= 1:
-            choice = "compiling the backbone's training path" if self._compile_decision else "staying eager"
-            print(
-                f"compile_backbone='auto': {seconds_per_update:.2f} s per eager update, {updates_left} to go: {choice}",
-                file=sys.stderr,
-            )
+            print(decision_message(seconds_per_update, updates_left, self._compile_decision), file=sys.stderr)
 
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
         """SB3's schedule update, keeping the policy's per-group scales (``backbone_lr_scale``)."""
