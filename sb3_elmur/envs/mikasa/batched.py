@@ -36,15 +36,6 @@ def default_sim_backend() -> str:
     return "physx_cuda" if th.cuda.is_available() else "physx_cpu"
 
 
-def _to_numpy(value: Any) -> Any:
-    """Tensors (in nested dicts) to numpy arrays on the host."""
-    if isinstance(value, dict):
-        return {key: _to_numpy(item) for key, item in value.items()}
-    if isinstance(value, th.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
 def _index(observations: Any, i: int) -> Any:
     """Sub-env ``i`` of batched observations (array or dict of arrays), copied."""
     if isinstance(observations, dict):
@@ -99,6 +90,7 @@ class MikasaBatchedVecEnv(VecEnv):
             )
         import mani_skill.envs  # noqa: F401  (registers ManiSkill's envs)
         import mikasa_robo_suite.rl.memory_envs  # noqa: F401  (registers the MIKASA-Robo ids)
+        from mani_skill.utils import common
 
         import sb3_elmur.envs.mikasa.memory_variants  # noqa: F401  (registers the memory variants)
 
@@ -108,6 +100,8 @@ class MikasaBatchedVecEnv(VecEnv):
             env = wrapper(env)
         self.env = env
         base: Any = env.unwrapped
+        #: ManiSkill's tensors (in nested dicts) to numpy arrays on the host.
+        self._to_numpy = common.to_numpy
         self.obs_mode = obs_mode
         self.ignore_terminations = ignore_terminations
         single = base.single_observation_space
@@ -120,7 +114,7 @@ class MikasaBatchedVecEnv(VecEnv):
 
     # ------------------------------------------------------------------ VecEnv API
     def _observations(self, raw: Any) -> VecEnvObs:
-        observations = _to_numpy(raw)
+        observations = self._to_numpy(raw)
         if self.obs_mode == "rgb":
             return rgb_proprio(observations)
         return observations.astype(np.float32, copy=False)
@@ -154,7 +148,7 @@ class MikasaBatchedVecEnv(VecEnv):
             self._solved |= th.as_tensor(info["success"], device=self.device).view(self.num_envs).bool()
         # One transfer to the host for the step's small tensors.
         flags = th.stack([terminated.bool(), truncated.bool(), self._solved]).cpu().numpy()
-        rewards = _to_numpy(reward).astype(np.float32).reshape(self.num_envs)
+        rewards = np.asarray(self._to_numpy(reward), dtype=np.float32).reshape(self.num_envs)
         observations = self._observations(raw)
         dones = flags[0] | flags[1]
         truncated_only = flags[1] & ~flags[0]
