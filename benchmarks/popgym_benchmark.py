@@ -13,8 +13,8 @@ settings, a greedy learning curve on seeds 0..19 every ``--eval-freq`` steps, th
 
 Every run (task, model, seed) is one JSON file in ``<output>_runs/`` (written atomically; a rerun skips the runs
 whose file matches the current settings, the registry's settings of the model included, and redoes corrupt or stale
-ones). Runs go to worker processes
-(``--workers``, one torch thread each) or, with ``--ray-address``, to a Ray cluster through the same code path.
+ones). Runs go to worker processes (``--workers``, one torch thread each) or, with ``--ray-address``, to a Ray
+cluster through the same code path.
 The table goes to ``<output>.md``, every run to ``<output>.csv``, the plot to ``<output>.png``.
 
     python benchmarks/popgym_benchmark.py --quick                      # offline, 5 tasks, < 15 min on 2 cores
